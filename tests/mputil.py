@@ -1,0 +1,41 @@
+"""Helpers to run code on the real MicroPython unix port from CPython tests."""
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def micropython_bin():
+    """The MicroPython binary: $MICROPYTHON first, then PATH, then this venv."""
+    env = os.environ.get("MICROPYTHON")
+    if env:
+        return env
+    found = shutil.which("micropython")
+    if found:
+        return found
+    cand = Path(sys.executable).parent / "micropython"
+    if cand.exists():
+        return str(cand)
+    raise RuntimeError("MicroPython unix port not found: set $MICROPYTHON (see README)")
+
+
+def run_mp(code=None, script=None, args=(), heap="64K", timeout=120, cwd=None, check=True):
+    """Run `code` (a string) or `script` (a path) on MicroPython; return stdout text.
+
+    The repo root is on sys.path, so `import protocol.cbor` and `import firmware.x`
+    work as they do on a board where deploy copies both packages to the root.
+    """
+    cmd = [micropython_bin(), "-X", "heapsize=" + heap]
+    env = dict(os.environ, MICROPYPATH=str(ROOT) + ":.frozen")
+    if code is not None:
+        cmd += ["-c", code]
+    else:
+        cmd += [str(script)]
+    cmd += list(args)
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=cwd or ROOT, env=env)
+    if check and p.returncode != 0:
+        raise AssertionError("micropython failed (%d):\n%s\n%s" % (p.returncode, p.stdout[-4000:], p.stderr[-4000:]))
+    return p.stdout
