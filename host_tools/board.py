@@ -1,0 +1,551 @@
+"""The virtual board: the MicroPython unix port behind a pseudo-terminal.
+
+mpremote (or any serial tool) opens PTY_PATH exactly as it would open a USB board.
+A relay thread copies bytes between that outer pty and an inner pty on which the
+unix port runs, and makes the process behave like a bare-metal port:
+
+* Boot: the port runs a small boot script (``_vboot.py``, outside the flash dir)
+  that mounts the flash directory as ``/`` (so ``open('/main.py')`` stays inside
+  it), then runs ``boot.py`` and ``main.py`` with ``execfile`` and falls into the
+  REPL (``micropython -i``).
+* Soft reset: Ctrl-D makes the unix port exit with code 0.  The relay prints
+  ``MPY: soft reboot`` and starts a new process.  If the port was in the raw
+  REPL (seen ``raw REPL; CTRL-B to exit``, not left with Ctrl-B) the new process
+  skips ``main.py`` and the relay sends Ctrl-A to it, as a board comes back.
+* Hard reset: ``machine.reset()`` exits with code 117 (EXIT_HARD_RESET); the
+  process restarts with boot.py + main.py.  ``machine.deepsleep()`` exits with
+  118 (EXIT_DEEPSLEEP) and the process restarts at once running main.py.
+  ``machine`` here is a shim module placed next to ``_vboot.py``: ``machine`` is an
+  *extensible* built-in in MicroPython >= 1.21, so a ``machine.py`` on sys.path
+  wins and can re-export the built-in with ``from umachine import *``.  The shim
+  is imported before ``/`` is remounted, so it stays cached for the whole boot
+  and never appears on the board's filesystem.
+* ``machine.reset_cause()`` returns PWRON_RESET / HARD_RESET / WDT_RESET /
+  DEEPSLEEP_RESET / SOFT_RESET (ESP32 values), taken from $VBOARD_RESET_CAUSE.
+* Control: ``power_cut()``, ``reset()``, ``command(line)`` in Python, or the same
+  line commands on the optional Unix socket ``--ctl PATH`` (one command per
+  connection, answer ``ok ...`` / ``error ...``).  World commands (``button``,
+  ``refill``) are appended as lines to ``FLASH/ctl`` for the simulated world.
+* ``FLASH/sim.json`` gets ``{"speed": X, "seed": N}`` before the first boot when
+  either is given, for the firmware's simulated world.
+"""
+import argparse
+import errno
+import json
+import os
+import queue
+import select
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import termios
+import threading
+import time
+import tty
+import fcntl
+
+EXIT_HARD_RESET = 117
+EXIT_DEEPSLEEP = 118
+
+# machine.reset_cause() values, as on the ESP32 port.
+PWRON_RESET, HARD_RESET, WDT_RESET, DEEPSLEEP_RESET, SOFT_RESET = 1, 2, 3, 4, 5
+
+WORLD_COMMANDS = ("button", "refill")
+RAW_BANNER = b"raw REPL; CTRL-B to exit"
+BOOT_MARK = b"; virtual board "  # printed by _vboot.py once Python code runs
+PROMPT = b">>> "
+OUT_LIMIT = 64 * 1024  # bytes kept for a reader that is not there; older ones are dropped
+
+BOOT_SCRIPT = r"""
+import os, sys
+import machine
+try:
+    _d = os.getcwd()
+    os.umount('/')
+    os.mount(os.VfsPosix(_d), '/')
+    os.chdir('/')
+    sys.path[:] = ['', '.frozen', '/lib']
+    del _d
+    def _vboot_run(f):
+        try:
+            os.stat(f)
+        except OSError:
+            return
+        execfile(f)
+    print('MicroPython v%d.%d.%d; virtual board %s with heap %s' % (sys.implementation.version[:3]
+          + (os.getenv('VBOARD_NAME'), os.getenv('VBOARD_HEAP'))))
+    _vboot_run('boot.py')
+    if os.getenv('VBOARD_RUN_MAIN') == '1':
+        _vboot_run('main.py')
+finally:
+    try:
+        del _vboot_run
+    except NameError:
+        pass
+    del os, sys, machine
+"""
+
+MACHINE_SHIM = r"""
+# Virtual board: extends the unix port's built-in machine module.
+from umachine import *
+import os as _os, sys as _sys
+
+PWRON_RESET = 1
+HARD_RESET = 2
+WDT_RESET = 3
+DEEPSLEEP_RESET = 4
+SOFT_RESET = 5
+
+def reset():
+    _sys.exit(117)
+
+def deepsleep(ms=0):
+    _sys.exit(118)
+
+def lightsleep(ms=0):
+    import time
+    time.sleep_ms(ms)
+
+def reset_cause():
+    return int(_os.getenv('VBOARD_RESET_CAUSE') or 1)
+
+def unique_id():
+    return (_os.getenv('VBOARD_NAME') or 'vboard').encode()
+
+def freq(*a):
+    return 240000000
+
+def bootloader(*a):
+    _sys.exit(117)
+"""
+
+
+def micropython_bin():
+    """The unix port: $MICROPYTHON, else `micropython` on PATH, else next to sys.executable."""
+    env = os.environ.get("MICROPYTHON")
+    if env:
+        return env
+    found = shutil.which("micropython")
+    if found:
+        return found
+    cand = os.path.join(os.path.dirname(sys.executable), "micropython")
+    if os.path.exists(cand):
+        return cand
+    raise RuntimeError("MicroPython unix port not found: set $MICROPYTHON")
+
+
+def _set_inner_termios(fd):
+    """Raw (no OPOST, no echo, no canon) but with ISIG so Ctrl-C raises KeyboardInterrupt."""
+    attrs = termios.tcgetattr(fd)
+    iflag, oflag, cflag, lflag, ispeed, ospeed, cc = attrs
+    iflag &= ~(termios.IGNBRK | termios.BRKINT | termios.PARMRK | termios.ISTRIP
+               | termios.INLCR | termios.IGNCR | termios.ICRNL | termios.IXON)
+    oflag &= ~termios.OPOST
+    lflag &= ~(termios.ECHO | termios.ECHONL | termios.ICANON | termios.IEXTEN)
+    lflag |= termios.ISIG
+    cflag = (cflag & ~(termios.CSIZE | termios.PARENB)) | termios.CS8
+    cc = list(cc)
+    cc[termios.VMIN] = 1
+    cc[termios.VTIME] = 0
+    cc[termios.VINTR] = 3
+    # Only Ctrl-C is a signal; Ctrl-\ and Ctrl-Z would kill or stop the port.
+    cc[termios.VQUIT] = 0
+    cc[termios.VSUSP] = 0
+    termios.tcsetattr(fd, termios.TCSANOW, [iflag, oflag, cflag, lflag, ispeed, ospeed, cc])
+
+
+def _controlling_tty():
+    # In the child: new session with the inner pty (fd 0) as controlling terminal,
+    # so the kernel turns a Ctrl-C byte into SIGINT for the port.
+    os.setsid()
+    fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+
+class VirtualBoard:
+    """One virtual board: ``with VirtualBoard(pty, flash) as b: ...``."""
+
+    def __init__(self, pty_path, flash_dir, heap="64K", speed=None, seed=None,
+                 ctl_path=None, micropython=None, name=None):
+        self.pty_path = os.path.abspath(pty_path)
+        self.flash_dir = os.path.abspath(flash_dir)
+        self.heap = heap
+        self.speed = speed
+        self.seed = seed
+        self.ctl_path = os.path.abspath(ctl_path) if ctl_path else None
+        self.micropython = micropython or micropython_bin()
+        self.name = name or os.path.basename(self.pty_path)
+        self.boots = 0
+        self.raw = False            # the port is in the raw REPL (tracked from the stream)
+        self._proc = None
+        self._inner = None          # master fd of the inner pty
+        self._master = self._slave = None
+        self._thread = None
+        self._stop = threading.Event()
+        self._ready = threading.Event()  # a prompt was seen since the last boot
+        self._wake_r, self._wake_w = os.pipe()
+        self._cmds = queue.Queue()
+        self._out = bytearray()      # to the outer pty
+        self._tail = b""             # last bytes of output, for pattern matching
+        # Input to the port is held while it cannot take it safely (see _pump):
+        # "off" (no process), "booting" (SIGINT would kill it), "running"
+        # (main.py: bytes pass, e.g. for a serial transport), "interrupted"
+        # (after a Ctrl-C: the REPL is coming, hold until its prompt), "ready".
+        self._phase = "off"
+        self._pending = bytearray()
+        self._boot_at = None         # time of a pending (delayed) boot
+        self._boot_cause = PWRON_RESET
+        self._sock = None
+        self._tmp = None
+
+    # ---- life cycle -------------------------------------------------------
+    def start(self, wait=True, timeout=10):
+        os.makedirs(self.flash_dir, exist_ok=True)
+        self._write_sim_json()
+        self._tmp = tempfile.mkdtemp(prefix="vboard-")
+        with open(os.path.join(self._tmp, "_vboot.py"), "w") as f:
+            f.write(BOOT_SCRIPT)
+        with open(os.path.join(self._tmp, "machine.py"), "w") as f:
+            f.write(MACHINE_SHIM)
+        self._master, self._slave = os.openpty()
+        # The relay keeps the slave open so reads never hit EIO between clients.
+        tty.setraw(self._slave)
+        os.set_blocking(self._master, False)
+        if os.path.islink(self.pty_path):
+            os.unlink(self.pty_path)
+        os.symlink(os.ttyname(self._slave), self.pty_path)
+        if self.ctl_path:
+            if os.path.exists(self.ctl_path):
+                os.unlink(self.ctl_path)
+            self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            self._sock.bind(self.ctl_path)
+            self._sock.listen(4)
+        self._spawn(PWRON_RESET, run_main=True)
+        self._thread = threading.Thread(target=self._loop, name="vboard-" + self.name, daemon=True)
+        self._thread.start()
+        if wait:
+            self.wait_ready(timeout)
+        return self
+
+    def stop(self):
+        if self._thread is None:
+            return
+        self._stop.set()
+        self._wake()
+        self._thread.join(5)
+        self._thread = None
+        self._kill()
+        for fd in (self._master, self._slave, self._wake_r, self._wake_w):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        if os.path.islink(self.pty_path):
+            os.unlink(self.pty_path)
+        if self._sock:
+            self._sock.close()
+            if os.path.exists(self.ctl_path):
+                os.unlink(self.ctl_path)
+        shutil.rmtree(self._tmp, ignore_errors=True)
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    def wait_ready(self, timeout=10):
+        """Wait until the port shows a prompt (main.py finished or was interrupted)."""
+        return self._ready.wait(timeout)
+
+    # ---- control ----------------------------------------------------------
+    def power_cut(self, delay=0.0):
+        return self.command("powercut %s" % delay)
+
+    def reset(self):
+        return self.command("reset")
+
+    def command(self, line, timeout=10):
+        """Run one control line in the relay thread; returns its answer."""
+        done = threading.Event()
+        box = []
+        self._cmds.put((line, done, box))
+        self._wake()
+        if not done.wait(timeout):
+            return "error timeout"
+        return box[0]
+
+    def _do_command(self, line):
+        words = line.split()
+        if not words:
+            return "error empty command"
+        cmd = words[0].lower()
+        if cmd == "powercut":
+            delay = float(words[1]) if len(words) > 1 else 0.0
+            self._kill()
+            self.raw = False
+            self._boot_at = time.monotonic() + delay
+            self._boot_cause = PWRON_RESET
+            return "ok powercut"
+        if cmd == "reset":
+            self._kill()
+            self._hard_reset(HARD_RESET)
+            return "ok reset"
+        if cmd in WORLD_COMMANDS:
+            with open(os.path.join(self.flash_dir, "ctl"), "a") as f:
+                f.write(" ".join(words) + "\n")
+            return "ok " + cmd
+        if cmd == "status":
+            pid = self._proc.pid if self._proc else 0
+            return "ok pid=%d boots=%d raw=%d" % (pid, self.boots, self.raw)
+        return "error unknown command: " + cmd
+
+    # ---- process ----------------------------------------------------------
+    def _write_sim_json(self):
+        sim = {}
+        if self.speed is not None:
+            sim["speed"] = self.speed
+        if self.seed is not None:
+            sim["seed"] = self.seed
+        if sim:
+            with open(os.path.join(self.flash_dir, "sim.json"), "w") as f:
+                json.dump(sim, f)
+
+    def _spawn(self, cause, run_main):
+        master, slave = os.openpty()
+        _set_inner_termios(slave)
+        env = dict(os.environ, MICROPYPATH=self._tmp, VBOARD_RESET_CAUSE=str(cause),
+                   VBOARD_RUN_MAIN="1" if run_main else "0", VBOARD_NAME=self.name,
+                   VBOARD_HEAP=self.heap)
+        self._proc = subprocess.Popen(
+            [self.micropython, "-X", "heapsize=" + self.heap, "-i", os.path.join(self._tmp, "_vboot.py")],
+            stdin=slave, stdout=slave, stderr=slave, cwd=self.flash_dir, env=env,
+            preexec_fn=_controlling_tty, close_fds=True)
+        os.close(slave)
+        os.set_blocking(master, False)
+        self._inner = master
+        self._tail = b""
+        self._ready.clear()
+        self._phase = "booting"
+        self.boots += 1
+        self._boot_at = None
+
+    def _kill(self):
+        if self._proc is not None:
+            try:
+                self._proc.kill()
+            except ProcessLookupError:
+                pass
+            self._proc.wait()
+            self._proc = None
+        if self._inner is not None:
+            os.close(self._inner)
+            self._inner = None
+        self._ready.clear()
+        self._phase = "off"
+
+    def _hard_reset(self, cause):
+        self.raw = False
+        self._emit(b"\r\nrst: virtual board reset (cause %d)\r\n" % cause)
+        self._spawn(cause, run_main=True)
+
+    def _process_exited(self):
+        code = self._proc.wait()
+        self._proc = None
+        os.close(self._inner)
+        self._inner = None
+        self._phase = "off"
+        if code == 0:  # Ctrl-D: soft reset, as a board does it
+            self._emit(b"MPY: soft reboot\r\n")
+            if self.raw:  # a board comes back in the raw REPL: ask the new process for it
+                self._pending[:0] = b"\x01"
+            self._spawn(SOFT_RESET, run_main=not self.raw)
+        elif code == -signal.SIGINT:
+            # Ctrl-C landed between two executions, where the unix port leaves SIGINT
+            # at its default; a board would just show the REPL, so come back quietly.
+            if self.raw:
+                self._pending[:0] = b"\x01"
+            self._spawn(SOFT_RESET, run_main=False)
+        elif code == EXIT_DEEPSLEEP:
+            self.raw = False
+            self._spawn(DEEPSLEEP_RESET, run_main=True)
+        elif code == EXIT_HARD_RESET:
+            self._hard_reset(HARD_RESET)
+        else:  # crashed: a watchdog would reboot a real board
+            self.raw = False
+            self._emit(b"\r\nvirtual board: port exited with %d, rebooting\r\n" % code)
+            self._boot_at = time.monotonic() + 0.2
+            self._boot_cause = WDT_RESET
+
+    # ---- relay ------------------------------------------------------------
+    def _wake(self):
+        try:
+            os.write(self._wake_w, b"x")
+        except OSError:
+            pass
+
+    def _emit(self, data):
+        self._out += data
+        if len(self._out) > OUT_LIMIT:  # nobody reads: drop the oldest, as a UART would
+            del self._out[:len(self._out) - OUT_LIMIT]
+
+    def _from_port(self, data):
+        self._emit(data)
+        scan = self._tail + data
+        if RAW_BANNER in scan:
+            self.raw = True
+        if PROMPT in scan or RAW_BANNER in scan:
+            self._ready.set()
+            self._phase = "ready"
+        elif self._phase == "booting" and BOOT_MARK in scan:
+            self._phase = "running"
+        self._tail = scan[-32:]
+        self._pump()
+
+    def _to_port(self, data):
+        if b"\x02" in data:  # Ctrl-B leaves the raw REPL
+            self.raw = False
+        self._pending += data
+        if len(self._pending) > OUT_LIMIT:
+            del self._pending[:len(self._pending) - OUT_LIMIT]
+        self._pump()
+
+    def _pump(self):
+        # A board's UART keeps what arrives while it boots and reacts to Ctrl-C at
+        # once; the unix port would die of a SIGINT before its handler is set, and
+        # its REPL may flush input when it switches the tty to raw mode.
+        if self._inner is None or self._phase in ("off", "booting"):
+            return
+        if self._phase == "running":
+            i = self._pending.rfind(b"\x03")
+            if i >= 0:  # bytes before the Ctrl-C went to the busy program
+                out, rest = bytes(self._pending[:i + 1]), self._pending[i + 1:]
+                self._pending = bytearray(rest)
+                self._phase = "interrupted"
+            else:
+                out, self._pending = bytes(self._pending), bytearray()
+        elif self._phase == "ready":
+            out, self._pending = bytes(self._pending), bytearray()
+        else:
+            return
+        if out:
+            try:
+                os.write(self._inner, out)
+            except OSError:
+                pass
+
+    def _serve_ctl(self):
+        conn, _ = self._sock.accept()
+        conn.settimeout(2)
+        try:
+            buf = b""
+            while b"\n" not in buf:
+                chunk = conn.recv(256)
+                if not chunk:
+                    break
+                buf += chunk
+            answer = self._do_command(buf.decode(errors="replace").strip())
+            conn.sendall(answer.encode() + b"\n")
+        except OSError:
+            pass
+        finally:
+            conn.close()
+
+    def _loop(self):
+        while not self._stop.is_set():
+            rlist = [self._master, self._wake_r]
+            if self._inner is not None:
+                rlist.append(self._inner)
+            if self._sock:
+                rlist.append(self._sock)
+            wlist = [self._master] if self._out else []
+            timeout = 0.5
+            if self._boot_at is not None:
+                timeout = max(0.0, min(timeout, self._boot_at - time.monotonic()))
+            r, w, _ = select.select(rlist, wlist, [], timeout)
+            if self._wake_r in r:
+                os.read(self._wake_r, 512)
+            while not self._cmds.empty():
+                line, done, box = self._cmds.get()
+                try:
+                    box.append(self._do_command(line))
+                except Exception as e:  # a bad command must not kill the relay
+                    box.append("error %s" % e)
+                done.set()
+            if self._inner is not None and self._inner in r:
+                try:
+                    data = os.read(self._inner, 4096)
+                except OSError as e:
+                    data = b"" if e.errno == errno.EIO else None
+                if data:
+                    self._from_port(data)
+                elif data == b"":
+                    self._process_exited()
+            if self._master in r:
+                try:
+                    data = os.read(self._master, 4096)
+                except OSError:
+                    data = b""
+                if data:
+                    self._to_port(data)
+            if self._master in w and self._out:
+                try:
+                    n = os.write(self._master, bytes(self._out[:4096]))
+                    del self._out[:n]
+                except BlockingIOError:
+                    pass
+                except OSError:
+                    self._out.clear()
+            if self._sock and self._sock in r:
+                self._serve_ctl()
+            if self._boot_at is not None and time.monotonic() >= self._boot_at and self._inner is None:
+                self._spawn(self._boot_cause, run_main=True)
+
+
+def send_ctl(path, line, timeout=5):
+    """Send one command to a board's --ctl socket; returns the answer line."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(timeout)
+        s.connect(path)
+        s.sendall(line.strip().encode() + b"\n")
+        buf = b""
+        while not buf.endswith(b"\n"):
+            chunk = s.recv(256)
+            if not chunk:
+                break
+            buf += chunk
+    return buf.decode().strip()
+
+
+def main_board(argv=None):
+    p = argparse.ArgumentParser(prog="consumables board", description="Run a virtual board on a pty.")
+    p.add_argument("--pty", required=True, help="symlink to create for the board's serial port")
+    p.add_argument("--flash", required=True, help="directory holding the board's filesystem")
+    p.add_argument("--heap", default="64K", help="MicroPython heap size (default 64K)")
+    p.add_argument("--speed", type=float, help="simulation speed, written to FLASH/sim.json")
+    p.add_argument("--seed", type=int, help="simulation seed, written to FLASH/sim.json")
+    p.add_argument("--ctl", help="Unix socket for control commands (powercut, reset, button, refill)")
+    a = p.parse_args(argv)
+    try:
+        board = VirtualBoard(a.pty, a.flash, heap=a.heap, speed=a.speed, seed=a.seed, ctl_path=a.ctl)
+        board.start(wait=False)
+    except (OSError, RuntimeError) as e:
+        print("error: %s" % e, file=sys.stderr)
+        return 2
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    print("virtual board ready: %s" % board.pty_path, flush=True)
+    try:
+        while not stop.wait(0.5):
+            if board._thread is None or not board._thread.is_alive():
+                break
+    finally:
+        board.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main_board())
