@@ -31,7 +31,7 @@ def _header(path):
             if line.startswith("#") and ":" in line:
                 k, v = line[1:].split(":", 1)
                 if k.strip() in opts:
-                    opts[k.strip()] = v.strip()
+                    opts[k.strip()] = v.split()[0] if k.strip() != "runtimes" else v.strip()
     return opts
 
 
