@@ -1,0 +1,45 @@
+"""Hardware access for the firmware: the ESP32 implementation on a board (detected
+by `machine.Pin`), the simulated one (firmware/hal_sim.py) on the unix port.
+
+Everything the rest of the firmware needs is re-exported here, with the same
+signatures on both:
+  Pin(id, mode=-1, pull=None, value=None)     Pin.IN/OUT/OPEN_DRAIN/PULL_UP/PULL_DOWN
+  ADC(pin, atten)        .read_u16() .read_uv()  (atten: 0/2.5/6/11 dB on ESP32)
+  I2C(id, scl, sda, freq) .readfrom_mem_into/.writeto_mem/.scan
+  UART(id, baudrate, tx, rx)  RTC()  WDT(id, timeout)
+  deepsleep(ms) lightsleep(ms) reset() reset_cause() unique_id()
+  time_pulse_us(pin, level, timeout_us)  disable_irq() enable_irq(state)
+  ticks_ms ticks_us ticks_diff ticks_add sleep_ms sleep_us
+  world(cfg=None)  the simulated World (hal_sim.World) or None on a real board
+  SIM              True on the virtual board
+"""
+try:
+    from machine import Pin as _probe  # noqa: F401  (absent on the unix port)
+    from firmware import hal_esp32 as _impl
+except ImportError:
+    from firmware import hal_sim as _impl
+
+SIM = _impl.SIM
+Pin = _impl.Pin
+ADC = _impl.ADC
+I2C = _impl.I2C
+UART = _impl.UART
+RTC = _impl.RTC
+WDT = _impl.WDT
+deepsleep = _impl.deepsleep
+lightsleep = _impl.lightsleep
+reset = _impl.reset
+reset_cause = _impl.reset_cause
+unique_id = _impl.unique_id
+time_pulse_us = _impl.time_pulse_us
+disable_irq = _impl.disable_irq
+enable_irq = _impl.enable_irq
+ticks_ms = _impl.ticks_ms
+ticks_us = _impl.ticks_us
+ticks_diff = _impl.ticks_diff
+ticks_add = _impl.ticks_add
+sleep_ms = _impl.sleep_ms
+sleep_us = _impl.sleep_us
+world = _impl.world
+PWRON_RESET = _impl.PWRON_RESET
+DEEPSLEEP_RESET = _impl.DEEPSLEEP_RESET

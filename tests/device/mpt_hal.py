@@ -1,0 +1,158 @@
+# HAL selection and the simulated world (hal_sim.World), on MicroPython.
+import gc
+import sys
+if sys.implementation.name != "micropython":  # pytest collects a file named on the command line
+    import pytest
+    pytest.skip("MicroPython test file, run by tests/conftest.py", allow_module_level=True)
+import time
+from firmware import hal, hal_sim
+from firmware.hal_sim import World
+
+TONER = {"seed": 7, "speed": 0, "capacity": 3000, "rate_per_day": 100,
+         "office_hours": [8, 18], "weekend": 0.1, "noise": 0.02, "ctl": None}
+DAY = 86400
+
+
+def test_hal_picks_sim_on_unix_port():
+    assert hal.SIM is True
+    assert hal.Pin is hal_sim.Pin
+    p = hal.Pin(5, hal.Pin.OUT, value=1)
+    assert p.value() == 1
+    p.off()
+    assert p() == 0
+
+
+def test_world_deterministic_for_seed_and_query_pattern():
+    a, b = World(TONER), World(TONER)
+    # a: one query after 10 days; b: queries every 7 minutes
+    a.advance(10 * DAY)
+    la = a.level()
+    t = 0
+    while t < 10 * DAY:
+        t += 480
+        b.advance(480)
+        b.level()
+    assert abs(la - b.level()) < 1e-6, (la, b.level())
+    c = World(dict(TONER, seed=8))
+    c.advance(10 * DAY)
+    assert abs(c.level() - la) > 1e-3
+
+
+def test_weekday_rate_office_hours_and_weekend():
+    w = World(TONER)
+    # Monday: ~100 pages (jitter averages out roughly)
+    used_mon = 3000 - w.level(DAY)
+    assert 70 < used_mon < 130, used_mon
+    night = w.level(DAY + 6 * 3600) - w.level(DAY + 7 * 3600)
+    day = w.level(DAY + 10 * 3600) - w.level(DAY + 11 * 3600)
+    assert day > 5 * night, (day, night)
+    # Saturday (day 5) consumes ~10 %
+    l5 = w.level(5 * DAY)
+    used_sat = l5 - w.level(6 * DAY)
+    assert used_sat < 0.25 * used_mon, (used_sat, used_mon)
+
+
+def test_scheduled_refill_and_auto_refill():
+    w = World(dict(TONER, rate_per_day=1000, refills=[2.5], refill_after_days=1))
+    assert w.level(2.4 * DAY) < 1500
+    assert w.level(2.5 * DAY + 1) > 2990
+    # runs empty after ~4 weekdays, refilled one day later
+    assert w.level(7 * DAY) >= 0
+    w2 = World(dict(TONER, rate_per_day=2000, refill_after_days=1))
+    assert w2.level(1.9 * DAY) == 0
+    lvl = w2.level(4 * DAY)
+    assert w2.refill_count >= 1 and lvl > 0, (w2.refill_count, lvl)
+
+
+def test_noise_dropout_spike():
+    w = World(dict(TONER, dropout_p=0.1, spike_p=0.05))
+    w.advance(3600)
+    true = w.level()
+    n = none = spikes = 0
+    s = s2 = 0.0
+    for _ in range(400):
+        r = w.read_sensor()
+        if r is None:
+            none += 1
+            continue
+        d = r - true
+        if abs(d) > 0.15 * 3000:
+            spikes += 1
+            continue
+        n += 1
+        s += d
+        s2 += d * d
+    sd = (s2 / n - (s / n) ** 2) ** 0.5
+    assert 20 < none < 65, none
+    assert 5 <= spikes < 40, spikes
+    assert 40 < sd < 80, sd     # 2 % of 3000 = 60
+
+
+def test_accelerated_clock():
+    w = World(dict(TONER, speed=3600))
+    t0 = w.now()
+    time.sleep_ms(50)
+    dt = w.now() - t0
+    assert 150 < dt < 400, dt   # 50 ms real ~ 180 s simulated
+    assert w.level() < 3000 or True
+
+
+def test_button_pin_and_presses():
+    w = World(dict(TONER), button_pin=25)
+    hal_sim.set_world(w)
+    try:
+        p = hal.Pin(25, hal.Pin.IN, hal.Pin.PULL_UP)
+        assert p.value() == 1
+        w.press(2)
+        levels = [p.value() for _ in range(14)]
+        assert levels == [0, 0, 0, 1, 1, 1, 0, 0, 0, 1, 1, 1, 1, 1], levels
+    finally:
+        hal_sim.set_world(None)
+
+
+def test_control_file():
+    path = "/tmp/sc_ctl_%d" % time.ticks_us()
+    w = World(dict(TONER, ctl=path, ctl_ms=0))
+    w.advance(DAY)
+    before = w.level()
+    with open(path, "w") as f:
+        f.write("# injected\nbutton 2\nrate 40\nbogus 1\nrefill\n\nadvance 3600\n")
+    t = w.now()
+    assert w.presses == 2
+    assert w.rate == 40
+    assert before < 3000 and w.level() > 2995
+    assert t >= DAY + 3600
+    assert w.poll() == 0   # file consumed
+    try:
+        open(path)
+        raise AssertionError("ctl not removed")
+    except OSError:
+        pass
+
+
+def test_world_ram_small():
+    gc.collect()
+    f0 = gc.mem_free()
+    w = World(TONER)
+    w.advance(30 * DAY)
+    for _ in range(50):
+        w.read_sensor()
+    gc.collect()
+    used = f0 - gc.mem_free()
+    assert used < 2500, used
+
+
+def test_sim_adc_i2c_pulse():
+    a = hal.ADC(4, 11)
+    hal_sim.set_adc(4, 1550000)
+    assert 32000 < a.read_u16() < 33500
+    i2c = hal.I2C(0, scl=9, sda=8)
+    try:
+        i2c.readfrom_mem_into(0x29, 0xC0, bytearray(1))
+        raise AssertionError("no ENODEV")
+    except OSError as e:
+        assert e.args[0] == 19
+    assert hal.time_pulse_us(hal.Pin(3), 1, 1000) == -1
+    hal_sim.set_pulse_source(lambda p, lv, t: 580)
+    assert hal.time_pulse_us(hal.Pin(3), 1, 1000) == 580
+    hal_sim.set_pulse_source(None)
