@@ -160,13 +160,22 @@ def _encode(out, obj, depth):
         for item in obj:
             _encode(out, item, depth + 1)
     elif isinstance(obj, dict):
+        _head(out, 5, len(obj))
+        keys = list(obj)
+        if all(isinstance(k, int) and not isinstance(k, bool) and 0 <= k < 0x10000000000000000 for k in keys):
+            # fast path (every protocol message): for unsigned ints the encoded-bytes
+            # order of RFC 8949 §4.2.1 is plain numeric order
+            keys.sort()
+            for k in keys:
+                _head(out, 0, k)
+                _encode(out, obj[k], depth + 1)
+            return
         items = []
-        for k in obj:
+        for k in keys:
             kb = bytearray()
             _encode(kb, k, depth + 1)
             items.append((bytes(kb), k))
         items.sort(key=lambda kv: kv[0])  # bytewise lexicographic order of encoded keys
-        _head(out, 5, len(items))
         prev = None
         for kb, k in items:
             if kb == prev:

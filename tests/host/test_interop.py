@@ -91,7 +91,7 @@ try:
     print('FORGED-ACCEPTED')
 except AuthError:
     print('wrong-key-rejected')
-""" % data.hex())
+""" % data.hex(), heap="128K")
     assert out.split("\n")[0] == "dev-9 513 {0: 18, 1: 2}" or out.split("\n")[0] == "dev-9 513 {1: 2, 0: 18}"
     assert "wrong-key-rejected" in out
 
