@@ -1,0 +1,34 @@
+"""Sensor drivers. Every driver: setup() once, read() -> reading or None, never raises
+for a bad read. Modules are imported only when the board file asks for them.
+
+  build(board)         sensor from board["sensor"] (type: hx711 | vl53l0x |
+                       ultrasonic | analog | sim)
+  build_button(board)  debounced Button from board["pins"]["button"], or None
+"""
+TYPES = ("hx711", "vl53l0x", "ultrasonic", "analog", "sim")
+
+
+def build(board):
+    s = board["sensor"]
+    t = s["type"]
+    if t == "hx711":
+        from firmware.sensors import hx711 as m
+    elif t == "vl53l0x":
+        from firmware.sensors import vl53l0x as m
+    elif t == "ultrasonic":
+        from firmware.sensors import ultrasonic as m
+    elif t == "analog":
+        from firmware.sensors import analog as m
+    elif t == "sim":
+        from firmware.sensors import sim as m
+    else:
+        raise ValueError("unknown sensor type: %s" % t)
+    return m.create(s)
+
+
+def build_button(board):
+    pin = board.get("pins", {}).get("button")
+    if pin is None:
+        return None
+    from firmware.sensors import button
+    return button.create(pin, board.get("button"))

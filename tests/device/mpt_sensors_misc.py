@@ -1,0 +1,141 @@
+# Ultrasonic, analog, button and simulated sensors against fakes.
+import sys
+if sys.implementation.name != "micropython":  # pytest collects a file named on the command line
+    import pytest
+    pytest.skip("MicroPython test file, run by tests/conftest.py", allow_module_level=True)
+from firmware.sensors.ultrasonic import Ultrasonic
+from firmware.sensors.analog import Analog
+from firmware.sensors.button import Button
+from firmware.sensors.sim import SimSensor
+
+
+class Pin:
+    def __init__(self, v=0):
+        self.v = v
+        self.trace = []
+
+    def value(self, v=None):
+        if v is None:
+            return self.v
+        self.v = v
+        self.trace.append(v)
+
+
+def nosleep(_):
+    pass
+
+
+def sonar(widths, **kw):
+    calls = []
+    ws = list(widths)
+
+    def pulse(pin, level, timeout):
+        calls.append((pin, level, timeout))
+        w = ws.pop(0)
+        if isinstance(w, Exception):
+            raise w
+        return w
+    trig, echo = Pin(), Pin()
+    u = Ultrasonic(trig, echo, pulse, nosleep, nosleep, **kw)
+    return u, trig, echo, calls
+
+
+def test_ultrasonic_distance_and_temperature():
+    u, trig, echo, calls = sonar([5831], samples=1)
+    d = u.read()
+    assert abs(d - 1001.24) < 0.01, d      # 5831 us at 20 C (343.42 m/s)
+    assert trig.trace == [0, 1, 0] and calls == [(echo, 1, 30000)]
+    u, *_ = sonar([5831], samples=1, temp_c=0.0)
+    assert abs(u.read() - 5831 * 331.3 / 2000) < 0.01
+
+
+def test_ultrasonic_median_and_timeouts():
+    u, *_ = sonar([1000, -2, 1200, 1100, -1], samples=5)
+    d = u.read()   # valid: 1000, 1200, 1100 -> median 1100 us
+    assert abs(d - 1100 * 343.42 / 2000) < 0.1, d
+    u, *_ = sonar([-1, -2, -1])
+    assert u.read() is None                # no echo at all: dead / disconnected
+    u, *_ = sonar([OSError(5), 50, 10])
+    assert u.read() is None                # errors and < min_mm blind zone
+    u, *_ = sonar([30000, 29000, 28000], max_mm=4000)
+    assert u.read() is None                # beyond range
+
+
+class Adc:
+    def __init__(self, uv):
+        self.uv = uv
+
+    def read_uv(self):
+        if self.uv is None:
+            raise OSError(5)
+        return self.uv
+
+
+def test_analog_two_point_and_dead():
+    a = Analog(Adc(500000), uv=(500000, 2500000), value=(0.0, 1000.0),
+               valid_uv=(400000, 2600000), samples=4)
+    assert a.read() == 0.0
+    a.adc.uv = 1500000
+    assert a.read() == 500.0
+    a.adc.uv = 2500000
+    assert a.read() == 1000.0
+    a.adc.uv = 0            # wire cut: below the valid window
+    assert a.read() is None
+    a.adc.uv = 3100000      # shorted to the rail
+    assert a.read() is None
+    a.adc.uv = None         # ADC error
+    assert a.read() is None
+    try:
+        Analog(Adc(0), uv=(5, 5))
+        raise AssertionError("degenerate calibration accepted")
+    except ValueError:
+        pass
+
+
+def test_button_debounce_once_per_press():
+    t = [0]
+    p = Pin(1)
+    b = Button(p, active_low=True, debounce_ms=30, ticks_ms=lambda: t[0],
+               ticks_diff=lambda a, b: a - b)
+    seq = []
+    # bounce: 1 0 1 0 within 10 ms, then held low, then released with bounce
+    for ms, v in ((0, 1), (2, 0), (4, 1), (6, 0), (10, 0), (20, 0), (40, 0), (50, 0),
+                  (60, 0), (100, 1), (102, 0), (104, 1), (140, 1), (200, 1)):
+        t[0] = ms
+        p.v = v
+        seq.append(b.pressed())
+    assert seq.count(True) == 1 and seq[6] is True, seq
+    t[0] = 210
+    p.v = 0
+    assert b.pressed() is False
+    t[0] = 300
+    assert b.pressed() is True and b.read() is True
+
+
+class DeadPin:
+    def value(self, v=None):
+        raise OSError(5)
+
+
+def test_button_dead_pin_never_presses():
+    b = Button(DeadPin(), debounce_ms=0)
+    assert not b.pressed() and not b.pressed()
+
+
+class FakeWorld:
+    def __init__(self, vals):
+        self.vals = list(vals)
+
+    def read_sensor(self):
+        v = self.vals.pop(0)
+        if isinstance(v, Exception):
+            raise v
+        return v
+
+
+def test_sim_sensor_reads_world():
+    s = SimSensor(FakeWorld([2500.0, None, ValueError("x")]))
+    s.setup()
+    assert s.read() == 2500.0
+    assert s.read() is None
+    assert s.read() is None
