@@ -1,0 +1,269 @@
+"""Durable outbox: every uplink message is on flash before it is sent, until acked.
+
+Layout: one file per message, `<dir>/<seq>.<cls><consent>.cbor`, the CBOR payload (not the
+envelope: the MAC is rebuilt at send time, deterministically, and the key never touches
+flash twice). Written with store.write_atomic (tmp, flush, rename), removed on ack.
+Why not an append-only log: a log needs a header or tail rewrite on every ack and periodic
+compaction, i.e. more writes and a second commit protocol. On LittleFS (the ESP32 default)
+files of a few dozen bytes are *inlined* in the directory's metadata pair, so a message
+costs one metadata commit, no extra block, and LittleFS levels the wear; a rename is its
+atomic commit. Boot cost is one directory listing: class and consent live in the name.
+
+  cls  'l' periodic level report: dropped first (oldest first) when the outbox is full
+       'h' hello: superseded by a newer hello, otherwise kept
+       'k' everything else (order requests, usage, events): never dropped
+  consent  required_consent(payload): a consent downgrade purges what it no longer allows
+
+Bounds: at most max_count files / max_bytes payload bytes. Level reports may only use
+max_count - reserve files (and max_bytes - reserve_bytes): the reserve is headroom that
+keeps room for orders even when the bridge is gone for a week. When the outbox is full of
+kept messages a level report is refused (put returns None); a kept message is refused
+(OutboxFull) only at the hard bound, after every level report has been dropped.
+
+Sequence numbers never repeat: `<dir>/seq` holds a high-water mark HW ("every seq < HW may
+have been used"). Before handing out seq == HW we persist HW + LEASE, so flash sees one
+write per LEASE messages, and a reboot resumes at the stored HW: it skips ahead, never back.
+
+Sending is stop-and-wait in seq order: next_due() gives the oldest message when nothing is
+in flight, or the in-flight one again when its ack timed out (timeout doubles per retry up
+to max_timeout_ms). Times are ticks_ms values from the caller (real time, not the
+accelerated simulation clock: the bridge answers in real time).
+"""
+import os
+
+from firmware import store
+from firmware.compat import const
+from protocol import cbor, messages
+
+LEASE = const(16)
+_EXT = ".cbor"
+
+
+class OutboxFull(Exception):
+    pass
+
+
+class ConsentError(Exception):
+    pass
+
+
+try:
+    from time import ticks_diff as _tdiff
+except ImportError:  # CPython
+    def _tdiff(a, b):
+        return a - b
+
+
+def _cls(payload):
+    t = payload.get(0, messages.LEVEL)
+    if t == messages.LEVEL:
+        return "l"
+    if t == messages.HELLO:
+        return "h"
+    return "k"
+
+
+class Outbox:
+    def __init__(self, path="/outbox", max_count=32, max_bytes=4096, reserve=8,
+                 reserve_bytes=1024, timeout_ms=4000, max_timeout_ms=120000, consent=0):
+        self.path = path
+        self.max_count = max_count
+        self.max_bytes = max_bytes
+        self.reserve = reserve
+        self.reserve_bytes = reserve_bytes
+        self.timeout_ms = timeout_ms
+        self.max_timeout_ms = max_timeout_ms
+        self.consent = consent
+        self.dropped = 0      # level reports dropped to make room
+        self.refused = 0      # messages refused (full, or outside consent)
+        # index, oldest first: parallel lists of seq, class char, consent needed, size
+        self._seq = []
+        self._cls = []
+        self._req = []
+        self._size = []
+        self.nbytes = 0
+        self._inflight = None
+        self._sent_ms = 0
+        self._wait = timeout_ms
+        store.makedirs(path)
+        self._seqfile = path + "/seq"
+        self._hw = self._load_hw()
+        self.next_seq = self._hw
+        self._scan()
+
+    # ---- boot -----------------------------------------------------------------
+    def _load_hw(self):
+        rec = store.load(self._seqfile)
+        hw = rec.get("hw", 0) if isinstance(rec, dict) else 0
+        return hw
+
+    def _scan(self):
+        items = []
+        for name in os.listdir(self.path):
+            full = self.path + "/" + name
+            if name.endswith(store.TMP):
+                # a message whose put() never returned: it was not accepted; drop it
+                if name.endswith(_EXT + store.TMP):
+                    store.remove(full)
+                continue
+            if not name.endswith(_EXT):
+                continue
+            try:
+                s, tag = name[:-len(_EXT)].split(".")
+                seq = int(s)
+                req = int(tag[1:])
+                size = os.stat(full)[6]
+            except (ValueError, OSError):
+                continue
+            items.append((seq, tag[0], req, size))
+        items.sort()
+        for seq, c, req, size in items:
+            self._append(seq, c, req, size)
+            if seq >= self.next_seq:   # cannot happen with a sane lease; never go back
+                self.next_seq = seq + 1
+
+    def _append(self, seq, c, req, size):
+        self._seq.append(seq)
+        self._cls.append(c)
+        self._req.append(req)
+        self._size.append(size)
+        self.nbytes += size
+
+    # ---- queries --------------------------------------------------------------
+    def __len__(self):
+        return len(self._seq)
+
+    def seqs(self):
+        return list(self._seq)
+
+    def _name(self, i):
+        return "%s/%d.%s%d%s" % (self.path, self._seq[i], self._cls[i], self._req[i], _EXT)
+
+    def read(self, seq):
+        """The stored payload bytes (CBOR) of message seq, or None."""
+        i = self._index(seq)
+        return None if i < 0 else store.read_bytes(self._name(i))
+
+    def _index(self, seq):
+        s = self._seq
+        for i in range(len(s)):
+            if s[i] == seq:
+                return i
+        return -1
+
+    # ---- put ------------------------------------------------------------------
+    def allowed(self, payload):
+        return messages.required_consent(payload) <= self.consent
+
+    def put(self, payload):
+        """Store payload under a new seq; return the seq, or None if a level report was
+        refused for lack of room. Raises ConsentError outside the consent (the single
+        gate every uplink message passes) and OutboxFull for a kept message at the bound."""
+        req = messages.required_consent(payload)
+        if req > self.consent:
+            self.refused += 1
+            raise ConsentError("message needs consent %d" % req)
+        data = cbor.dumps(payload)
+        n = len(data)
+        c = _cls(payload)
+        if c == "l":
+            cmax, bmax = self.max_count - self.reserve, self.max_bytes - self.reserve_bytes
+        else:
+            cmax, bmax = self.max_count, self.max_bytes
+        if c == "h":
+            self._drop_class("h", len(self._seq))
+        while len(self._seq) + 1 > cmax or self.nbytes + n > bmax:
+            if not self._drop_class("l", 1):
+                self.refused += 1
+                if c == "l":
+                    return None
+                raise OutboxFull()
+        seq = self._take_seq()
+        self._append(seq, c, req, n)
+        try:
+            store.write_atomic(self._name(len(self._seq) - 1), data)
+        except Exception:
+            self._pop(len(self._seq) - 1)
+            raise
+        return seq
+
+    def _take_seq(self):
+        seq = self.next_seq
+        if seq >= self._hw:
+            hw = seq + LEASE
+            store.save(self._seqfile, {"hw": hw})   # committed before seq is used
+            self._hw = hw
+        self.next_seq = seq + 1
+        return seq
+
+    def _drop_class(self, c, limit):
+        """Drop up to `limit` oldest messages of class c; returns how many."""
+        n = 0
+        i = 0
+        while i < len(self._seq) and n < limit:
+            if self._cls[i] == c:
+                self._remove(i)
+                if c == "l":
+                    self.dropped += 1
+                n += 1
+            else:
+                i += 1
+        return n
+
+    def _pop(self, i):
+        if self._seq[i] == self._inflight:
+            self._inflight = None
+            self._wait = self.timeout_ms
+        self.nbytes -= self._size[i]
+        self._seq.pop(i)
+        self._cls.pop(i)
+        self._req.pop(i)
+        self._size.pop(i)
+
+    def _remove(self, i):
+        store.remove(self._name(i))   # before the index: a cut leaves the file, not a hole
+        self._pop(i)
+
+    # ---- consent --------------------------------------------------------------
+    def set_consent(self, level):
+        """Change the gate; purge stored messages the new level no longer allows."""
+        self.consent = level
+        i = 0
+        while i < len(self._seq):
+            if self._req[i] > level:
+                self._remove(i)
+            else:
+                i += 1
+
+    # ---- send / ack -----------------------------------------------------------
+    def next_due(self, now_ms):
+        """(seq, payload bytes) to send now, or None. Marks it in flight at now_ms."""
+        if not self._seq:
+            return None
+        if self._inflight is not None:
+            if _tdiff(now_ms, self._sent_ms) < self._wait:
+                return None
+            self._wait = min(self._wait * 2, self.max_timeout_ms)   # a retry: back off
+            i = self._index(self._inflight)
+        else:
+            i = 0
+            self._wait = self.timeout_ms
+        seq = self._seq[i]
+        data = store.read_bytes(self._name(i))
+        if data is None:       # vanished under us (flash error): forget it, do not stall
+            self._pop(i)
+            return None
+        self._inflight = seq
+        self._sent_ms = now_ms
+        return seq, data
+
+    def ack(self, seq):
+        """The bridge stored seq durably: delete it. Returns True if it was pending."""
+        i = self._index(seq)
+        if i < 0:
+            return False
+        self._remove(i)
+        return True
+
+    def inflight(self):
+        return self._inflight

@@ -1,0 +1,124 @@
+"""Atomic persistent records on the board's flash (LittleFS / FAT / the unix port's VfsPosix).
+
+write_atomic(path, data): write `path.tmp`, flush, os.sync() when the port has it, then
+os.rename over `path`. A power cut at any step leaves either the old `path` or the new one:
+the rename is the commit point (atomic on LittleFS and POSIX). FAT's rename cannot replace
+an existing file, so MicroPython's VfsFat unlinks the target first: a cut between the two
+leaves only `path.tmp`, complete. Hence read_checked(): keep `path` when it parses, else
+recover from `path.tmp` if (and only if) *that* parses, and promote it.
+
+All I/O goes through the module-level functions write_file / rename / remove, so tests can
+monkeypatch them to inject a power cut at any single step.
+"""
+import json
+import os
+
+TMP = ".tmp"
+
+
+def write_file(path, data):
+    with open(path, "wb") as f:
+        f.write(data)
+        f.flush()          # the data reaches the VFS before the rename commits it
+    sync()
+
+
+def rename(a, b):
+    try:
+        os.rename(a, b)
+    except OSError:
+        # FAT (and CPython on Windows) will not rename over an existing file
+        remove(b)
+        os.rename(a, b)
+
+
+def remove(path):
+    try:
+        os.remove(path)
+    except OSError:
+        pass
+
+
+def sync():
+    s = getattr(os, "sync", None)
+    if s is not None:
+        s()
+
+
+def exists(path):
+    try:
+        os.stat(path)
+        return True
+    except OSError:
+        return False
+
+
+def makedirs(path):
+    # MicroPython has no os.makedirs; boards need at most two levels
+    p = ""
+    for part in path.split("/"):
+        if not part:
+            p = "/" if not p else p
+            continue
+        p = p + part if p.endswith("/") or not p else p + "/" + part
+        if not exists(p):
+            try:
+                os.mkdir(p)
+            except OSError:
+                pass
+
+
+def write_atomic(path, data):
+    tmp = path + TMP
+    write_file(tmp, data)
+    rename(tmp, path)
+
+
+def read_bytes(path):
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError:
+        return None
+
+
+def read_checked(path, parse):
+    """parse(bytes) of `path`, or of `path.tmp` when `path` is missing or corrupt.
+
+    parse must raise (ValueError and friends) on a damaged record. Returns None when
+    neither file holds a good record."""
+    data = read_bytes(path)
+    if data is not None:
+        try:
+            return parse(data)
+        except Exception:  # truncated/garbled record: any decode error means "bad"
+            pass
+    tmp = path + TMP
+    data = read_bytes(tmp)
+    if data is None:
+        return None
+    try:
+        v = parse(data)
+    except Exception:
+        return None
+    try:
+        rename(tmp, path)   # promote the complete new record
+    except OSError:
+        pass
+    return v
+
+
+def _parse_json(data):
+    if not data:
+        raise ValueError("empty")
+    return json.loads(data)
+
+
+def save(path, obj):
+    """Store a small JSON-able record atomically."""
+    write_atomic(path, json.dumps(obj).encode())
+
+
+def load(path, default=None):
+    v = read_checked(path, _parse_json)
+    return default if v is None else v

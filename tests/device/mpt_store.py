@@ -1,0 +1,111 @@
+# firmware/store.py: atomic records, recovery from a cut between write and rename.
+# runtimes: micropython cpython
+import os
+from firmware import store
+
+
+def rmtree(path):
+    try:
+        names = os.listdir(path)
+    except OSError:
+        return
+    for n in names:
+        p = path + "/" + n
+        try:
+            os.remove(p)
+        except OSError:
+            rmtree(p)
+    os.rmdir(path)
+
+
+def scratch(tag):
+    path = "/tmp/sc-%s-%s" % (tag, "".join("%02x" % b for b in os.urandom(4)))
+    rmtree(path)
+    os.mkdir(path)
+    return path
+
+
+def test_save_load_roundtrip_and_default():
+    d = scratch("st")
+    p = d + "/rec.json"
+    assert store.load(p, {"x": 0}) == {"x": 0}
+    store.save(p, {"x": 1, "l": [1, 2.5]})
+    assert store.load(p) == {"x": 1, "l": [1, 2.5]}
+    store.save(p, {"x": 2})
+    assert store.load(p) == {"x": 2}
+    assert not store.exists(p + ".tmp")
+    rmtree(d)
+
+
+def test_corrupt_file_falls_back_to_complete_tmp():
+    d = scratch("st")
+    p = d + "/rec.json"
+    store.save(p, {"x": 1})
+    with open(p, "w") as f:
+        f.write('{"x": ')          # torn
+    with open(p + ".tmp", "w") as f:
+        f.write('{"x": 2}')
+    assert store.load(p) == {"x": 2}
+    assert store.exists(p) and not store.exists(p + ".tmp")   # promoted
+    rmtree(d)
+
+
+def test_good_file_wins_over_tmp_and_torn_tmp_ignored():
+    d = scratch("st")
+    p = d + "/rec.json"
+    store.save(p, {"x": 1})
+    with open(p + ".tmp", "w") as f:
+        f.write('{"x": 2')         # a cut during the write of the tmp
+    assert store.load(p) == {"x": 1}
+    os.remove(p)
+    assert store.load(p, "dflt") == "dflt"   # missing + torn tmp -> default
+    rmtree(d)
+
+
+def test_cut_at_each_step_leaves_old_or_new():
+    d = scratch("st")
+    p = d + "/rec.json"
+    real = (store.write_file, store.rename)
+
+    class Cut(Exception):
+        pass
+
+    for k in (1, 2):
+        store.save(p, {"v": "old"})
+        n = [0]
+
+        def wf(path, data):
+            n[0] += 1
+            if n[0] == k:
+                with open(path, "wb") as f:
+                    f.write(data[:len(data) // 2])
+                raise Cut()
+            real[0](path, data)
+
+        def rn(a, b):
+            n[0] += 1
+            if n[0] == k:
+                os.remove(b)       # FAT-style: target gone, rename not done
+                raise Cut()
+            real[1](a, b)
+
+        store.write_file, store.rename = wf, rn
+        try:
+            store.save(p, {"v": "new"})
+        except Cut:
+            pass
+        finally:
+            store.write_file, store.rename = real
+        got = store.load(p)
+        assert got in ({"v": "old"}, {"v": "new"}), (k, got)
+        if k == 2:
+            assert got == {"v": "new"}   # the complete tmp was recovered
+    rmtree(d)
+
+
+def test_makedirs_nested():
+    d = scratch("st")
+    store.makedirs(d + "/a/b")
+    assert store.exists(d + "/a/b")
+    store.makedirs(d + "/a/b")
+    rmtree(d)
