@@ -1,0 +1,394 @@
+"""consumables bridge: frames in from devices -> verified, deduplicated, stored, acked ->
+forwarded to the supplier.
+
+Per chunk (BridgeCore.handle_chunk):
+  deframe (COBS + CRC) -> verify COSE_Mac0 with the registry key -> dedupe on (device, seq)
+  -> new: store + outbox rows + downlink counter in ONE SQLite commit, then ack
+  -> exact duplicate of a stored frame: ack again (the first ack may be lost), no store
+  -> seq <= highest stored and different bytes: replay, rejected, no ack
+The ack is the downlink {0: 16, 1: seq}, COSE_Mac0 with AAD b"d" and the device's own
+downlink counter as Partial IV, sent on the link the frame came in on. Queued commands
+for that device follow the ack, while the device is awake and listening.
+
+Forwarding is decoupled: one uplinks.Forwarder per uplink reads the store's outbox.
+"""
+from __future__ import annotations
+
+import argparse
+import binascii
+import json
+import os
+import signal
+import sqlite3
+import sys
+import threading
+import time
+
+from host_tools import codec
+from host_tools.links import LinkError, SerialLink, UdpLink
+from host_tools.registry import Registry, RegistryError, registry_path
+from host_tools.store import Store, StoreError, status_path
+from host_tools.uplinks import Forwarder, make_uplink
+from protocol import framing, messages
+from protocol.errors import AuthError, DecodeError, FrameError
+
+COUNTERS = ("frames", "noise", "bad_crc", "bad_mac", "malformed", "unknown_device", "replay",
+            "duplicates", "stored", "acks", "forwarded", "uplink_errors", "store_errors",
+            "downlinks", "bad_commands")
+
+
+class JsonLog:
+    """One JSON object per line (to stderr by default): {"ts": ..., "event": ..., ...}."""
+
+    def __init__(self, stream=None, quiet=()):
+        self.stream = stream or sys.stderr
+        self.quiet = set(quiet)
+        self._lock = threading.Lock()
+
+    def __call__(self, event, **fields):
+        if event in self.quiet:
+            return
+        line = json.dumps(dict(ts=round(time.time(), 3), event=event, **fields), default=str)
+        with self._lock:
+            try:
+                self.stream.write(line + "\n")
+                self.stream.flush()
+            except (OSError, ValueError):
+                pass
+
+
+class Counters:
+    def __init__(self):
+        self._lock = threading.Lock()
+        self.c = dict.fromkeys(COUNTERS, 0)
+
+    def __call__(self, name, n=1):
+        with self._lock:
+            self.c[name] = self.c.get(name, 0) + n
+
+    def __getitem__(self, name):
+        return self.c.get(name, 0)
+
+    def snapshot(self) -> dict:
+        with self._lock:
+            return dict(self.c)
+
+
+def deframe(chunk: bytes) -> tuple[bytes | None, str | None]:
+    """(body, None) or (None, "noise" | "bad_crc"): text and garbage are noise; a frame that
+    decodes but fails its CRC is line damage. binascii.crc_hqx is CRC-16/CCITT-FALSE."""
+    if len(chunk) > framing.MAX_FRAME:
+        return None, "noise"
+    try:
+        raw = framing.cobs_decode(chunk)
+    except FrameError:
+        return None, "noise"
+    if len(raw) < 3:
+        return None, "noise"
+    if binascii.crc_hqx(raw[:-2], 0xFFFF) != (raw[-2] << 8 | raw[-1]):
+        return None, "bad_crc"
+    return raw[:-2], None
+
+
+class BridgeCore:
+    """Transport-independent bridge logic; thread-safe (one lock around each chunk)."""
+
+    def __init__(self, store: Store, registry: Registry, uplinks=(), log=None, counters=None,
+                 on_stored=None, fresh_s: float = 120.0):
+        self.store, self.registry = store, registry
+        self.uplinks = list(uplinks)          # uplink names: one outbox row each per message
+        self.log = log or (lambda event, **kw: None)
+        self.count = counters or Counters()
+        self.on_stored = on_stored or (lambda: None)
+        self.fresh_s = fresh_s
+        self.lock = threading.RLock()
+        self.max_seq = store.max_seqs()       # cache: the bridge is the only writer
+        self.routes = {}                      # device -> (route name, reply, last seen)
+
+    # ------------------------------------------------------------------ uplink frames
+    def handle_chunk(self, chunk: bytes, reply, link: str = "?") -> str:
+        """Process one chunk; returns the outcome (a counter name) for tests and benchmarks."""
+        self.count("frames")
+        body, err = deframe(chunk)
+        if err:
+            self.count(err)
+            self.log(err, link=link, size=len(chunk))
+            return err
+        called = []
+
+        def key_for(kid):
+            called.append(kid)
+            return self.registry.key_for(kid)
+
+        try:
+            msg = codec.decode_body(body, key_for)
+        except AuthError as e:
+            if called and self.registry.key_for(called[0]) is None:
+                what, dev = "unknown_device", called[0].decode("ascii", "replace")
+            elif called:
+                what, dev = "bad_mac", called[0].decode("ascii", "replace")
+            else:
+                what, dev = "malformed", None
+            self.count(what)
+            self.log(what, link=link, device=dev, error=str(e))
+            return what
+        except DecodeError as e:
+            self.count("malformed")
+            self.log("malformed", link=link, error=str(e))
+            return "malformed"
+
+        dev, seq, now = msg.device, msg.seq, time.time()
+        with self.lock:
+            if seq <= self.max_seq.get(dev, -1):
+                try:
+                    stored = self.store.stored_body(dev, seq)
+                    if stored is None or bytes(stored) != body:
+                        self.count("replay")
+                        self.log("replay", link=link, device=dev, seq=seq, max_seq=self.max_seq[dev])
+                        return "replay"
+                    dseq = self.store.next_down_seq(dev, now, link)
+                except (sqlite3.Error, StoreError) as e:
+                    return self._store_failed(e, dev, seq)
+                outcome = "duplicates"
+                self.count("duplicates")
+                self.log("duplicate", link=link, device=dev, seq=seq)
+            else:
+                try:
+                    dseq = self.store.store_message(msg, body, link, self.uplinks, now)
+                except (sqlite3.Error, StoreError, OSError) as e:
+                    return self._store_failed(e, dev, seq)  # not stored -> never acked
+                self.max_seq[dev] = seq
+                outcome = "stored"
+                self.count("stored")
+                self.log("frame", link=link, device=dev, seq=seq, type=msg.type)
+                self.on_stored()
+            self.routes[dev] = (link, reply, now)
+            if self._send(dev, dseq, {0: messages.ACK, 1: seq}, reply, link, "ack"):
+                self.count("acks")
+            self._deliver(dev)
+        return outcome
+
+    def _store_failed(self, e, dev, seq):
+        self.count("store_errors")
+        self.log("store_error", device=dev, seq=seq, error=str(e))
+        return "store_errors"
+
+    def _send(self, dev, dseq, payload, reply, link, what):
+        key = self.registry.key_for(dev)
+        if key is None:  # removed from the registry since the frame was verified
+            self.log("downlink_failed", device=dev, link=link, what=what, error="unknown device")
+            return False
+        frame = codec.encode_downlink(key, dev, dseq, payload)
+        try:
+            reply(frame)
+        except (LinkError, OSError) as e:
+            self.log("downlink_failed", device=dev, link=link, what=what, error=str(e))
+            return False
+        return True
+
+    # ------------------------------------------------------------------ commands
+    def queue_command(self, device: str, name, fields: dict) -> int | None:
+        """Queue a downlink command (from MQTT or tests); invalid ones are logged and dropped."""
+        if name is None:
+            self.count("bad_commands")
+            self.log("bad_command", device=device, error=fields.get("error"))
+            return None
+        try:
+            messages.from_named(name, fields)
+        except DecodeError as e:
+            self.count("bad_commands")
+            self.log("bad_command", device=device, error=str(e))
+            return None
+        did = self.store.queue_downlink(device, name, fields)
+        self.log("command_queued", device=device, type=name, id=did)
+        self.deliver_pending()
+        return did
+
+    def _deliver(self, device: str) -> None:
+        """Send a device's queued commands on its route (caller holds the lock)."""
+        route = self.routes.get(device)
+        if route is None:
+            return
+        link, reply, _ = route
+        for did, dev, name, fields in self.store.pending_downlinks(device):
+            try:
+                payload = messages.from_named(name, fields)
+            except DecodeError as e:  # queued by hand into the DB? drop it, loudly
+                self.count("bad_commands")
+                self.log("bad_command", device=dev, id=did, error=str(e))
+                self.store.mark_downlink_sent(did, -1, "rejected")
+                continue
+            if self.registry.key_for(dev) is None:
+                return
+            dseq = self.store.next_down_seq(dev)
+            if not self._send(dev, dseq, payload, reply, link, name):
+                return  # link down: keep it queued, retry when the device is seen again
+            self.store.mark_downlink_sent(did, dseq, link)
+            self.count("downlinks")
+            self.log("downlink", device=dev, type=name, dseq=dseq, link=link, id=did)
+
+    def deliver_pending(self) -> None:
+        """Deliver queued commands to devices seen recently (a serial board listens; a
+        sleeping Wi-Fi device gets its commands right after its next uplink's ack)."""
+        with self.lock:
+            now = time.time()
+            devs = {d for _, d, _, _ in self.store.pending_downlinks()}
+            for dev in sorted(devs):
+                r = self.routes.get(dev)
+                if r and now - r[2] <= self.fresh_s:
+                    self._deliver(dev)
+
+
+class Bridge:
+    """Runs a BridgeCore with links, forwarders and the status file."""
+
+    def __init__(self, db, registry: Registry, uplinks, links, log=None, status_every: float = 1.0,
+                 print_every: float = 10.0, backoff: float = 0.5, max_backoff: float = 30.0, fresh_s: float = 120.0):
+        self.log = log or JsonLog()
+        self.count = Counters()
+        self.store = db if isinstance(db, Store) else Store(db)
+        self.registry = registry
+        self.uplinks = list(uplinks)
+        self.links = list(links)
+        self.forwarders = [Forwarder(self.store, u, self.log, self.count, backoff, max_backoff) for u in self.uplinks]
+        self.core = BridgeCore(self.store, registry, [u.name for u in self.uplinks], self.log, self.count,
+                               on_stored=self._wake, fresh_s=fresh_s)
+        for u in self.uplinks:
+            u.on_command = self.core.queue_command
+        self.status_every, self.print_every = status_every, print_every
+        self.status_file = status_path(self.store.path)
+        self._stop = threading.Event()
+        self._house = threading.Thread(target=self._housekeeping, name="bridge-house", daemon=True)
+        self.started = time.time()
+
+    def _wake(self):
+        for f in self.forwarders:
+            f.wake()
+
+    def start(self):
+        for f in self.forwarders:
+            f.start()
+        for link in self.links:
+            link.start(self.core.handle_chunk)
+        self._house.start()
+        self.log("bridge_started", links=[link.name for link in self.links],
+                 uplinks=[u.name for u in self.uplinks], db=self.store.path)
+        return self
+
+    def stop(self):
+        self._stop.set()
+        for link in self.links:
+            link.stop()
+        for f in self.forwarders:
+            f.stop()
+        if self._house.is_alive():
+            self._house.join(3)
+        self.write_status()
+        self.log("bridge_stopped", **self.count.snapshot())
+        self.store.close()
+
+    def status(self) -> dict:
+        c = self.count.snapshot()
+        c["queued"] = self.store.queued()
+        return {"updated_at": time.time(), "started_at": self.started, "pid": os.getpid(),
+                "counters": c,
+                "links": [link.name for link in self.links],
+                "uplinks": [{"name": f.uplink.name, "queued": self.store.queued(f.uplink.name),
+                             "last_error": f.last_error} for f in self.forwarders],
+                "devices": self.store.devices()}
+
+    def write_status(self):
+        """Atomic rewrite of DB.status.json, which the monitor reads."""
+        try:
+            doc = self.status()
+            tmp = str(self.status_file) + ".tmp"
+            with open(tmp, "w") as f:
+                json.dump(doc, f, default=str)
+            os.replace(tmp, self.status_file)
+        except (OSError, sqlite3.Error) as e:
+            self.log("status_error", error=str(e))
+
+    def _housekeeping(self):
+        next_status = next_print = time.monotonic()
+        while not self._stop.wait(0.2):
+            try:
+                self.core.deliver_pending()
+            except sqlite3.Error as e:
+                self.log("store_error", error=str(e))
+            now = time.monotonic()
+            if now >= next_status:
+                self.write_status()
+                next_status = now + self.status_every
+            if self.print_every and now >= next_print:
+                c = self.count.snapshot()
+                c["queued"] = self.store.queued()
+                self.log("counters", **c)
+                next_print = now + self.print_every
+
+
+# ---------------------------------------------------------------------- CLI
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one clear line, exit 2 (argparse would print usage too)
+        raise SystemExit2(message)
+
+
+class SystemExit2(Exception):
+    pass
+
+
+def _fail(prog, msg) -> int:
+    print("%s: error: %s" % (prog, msg), file=sys.stderr)
+    return 2
+
+
+def main_bridge(argv=None) -> int:
+    prog = "consumables bridge"
+    p = _Parser(prog=prog, description="Receive device frames (serial, UDP), verify, store, ack, forward.")
+    p.add_argument("--serial", action="append", default=[], metavar="PORT", help="serial port (repeatable)")
+    p.add_argument("--baud", type=int, default=115200, help="serial baud rate (default 115200)")
+    p.add_argument("--listen", action="append", default=[], metavar="udp://HOST:PORT", help="UDP listen address")
+    p.add_argument("--uplink", action="append", default=[], metavar="URL",
+                   help="jsonl:PATH | sqlite:PATH | http(s)://URL[?format=cbor] | mqtt://HOST:PORT/PREFIX")
+    p.add_argument("--registry", help="device registry JSON (default $CONSUMABLES_REGISTRY or "
+                                      "~/.config/smart-consumables/registry.json)")
+    p.add_argument("--db", default=os.environ.get("CONSUMABLES_DB", "bridge.sqlite"),
+                   help="bridge database (default ./bridge.sqlite or $CONSUMABLES_DB)")
+    p.add_argument("--print-every", type=float, default=10.0, help="seconds between counter log lines")
+    try:
+        a = p.parse_args(argv)
+        if not a.uplink:
+            raise SystemExit2("at least one --uplink URL is required")
+        if not a.serial and not a.listen:
+            raise SystemExit2("nothing to listen on: give --serial PORT and/or --listen udp://HOST:PORT")
+        if a.baud <= 0:
+            raise SystemExit2("--baud must be positive")
+    except SystemExit2 as e:
+        return _fail(prog, e)
+
+    log = JsonLog()
+    try:
+        uplinks = [make_uplink(u) for u in a.uplink]
+        registry = Registry(registry_path(a.registry), log)
+        store = Store(a.db)
+        links = [SerialLink(port, a.baud, log) for port in a.serial] + [UdpLink(u, log) for u in a.listen]
+        for link in links:
+            link.open()  # an unreadable port or a busy UDP port is an error now, not a retry loop
+    except (ValueError, RegistryError, StoreError, LinkError, ImportError) as e:
+        return _fail(prog, e)
+
+    bridge = Bridge(store, registry, uplinks, links, log, print_every=a.print_every)
+    done = threading.Event()
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, lambda *_: done.set())
+    bridge.start()
+    try:
+        while not done.wait(0.5):
+            pass
+    except KeyboardInterrupt:
+        pass
+    bridge.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main_bridge())

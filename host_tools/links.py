@@ -1,0 +1,203 @@
+"""Transports between devices and the bridge, behind one small interface.
+
+    link.open()                     first open; LinkError here is a startup error (exit 2)
+    link.start(on_chunk)            one read thread; on_chunk(chunk, reply, route) per frame
+    link.stop()
+
+`chunk` is what lies between two 0x00 delimiters (junk included: it fails decoding and is
+counted by the bridge). `reply(frame_bytes)` sends a downlink back to where the chunk came
+from (the same serial port, or the UDP sender's address); `route` names that place
+("serial:/dev/ttyUSB0", "udp:10.0.0.7:4210") for logs and the monitor.
+"""
+from __future__ import annotations
+
+import socket
+import threading
+import time
+import urllib.parse
+
+from protocol.framing import Deframer
+
+
+class LinkError(Exception):
+    pass
+
+
+class Link:
+    name = ""
+
+    def open(self):
+        pass
+
+    def start(self, on_chunk):
+        raise NotImplementedError
+
+    def stop(self):
+        pass
+
+
+class SerialLink(Link):
+    """A USB/UART serial port; survives unplug/replug by reopening the path with backoff.
+
+    Any baud rate pyserial accepts. The port is opened with DTR and RTS deasserted so
+    opening it does not reset an ESP32 through its auto-reset circuit.
+    """
+
+    def __init__(self, port: str, baud: int = 115200, log=None, backoff: float = 0.2, max_backoff: float = 5.0):
+        self.port, self.baud = port, baud
+        self.name = "serial:" + port
+        self.log = log or (lambda event, **kw: None)
+        self.backoff0, self.max_backoff = backoff, max_backoff
+        self.ser = None
+        self.opens = 0
+        self._wlock = threading.Lock()
+        self._stop = threading.Event()
+        self.thread = None
+
+    def _open(self):
+        import serial
+        s = serial.Serial()
+        s.port, s.baudrate, s.timeout = self.port, self.baud, 0.2
+        s.dtr, s.rts = False, False
+        try:
+            s.exclusive = True  # two bridges on one port would steal each other's bytes
+        except (AttributeError, ValueError):
+            pass
+        try:
+            s.open()
+        except (serial.SerialException, OSError, ValueError) as e:
+            raise LinkError("cannot open %s: %s" % (self.port, e)) from None
+        self.ser = s
+        self.opens += 1
+
+    def open(self):
+        if self.ser is None:
+            self._open()
+
+    def _close(self):
+        s, self.ser = self.ser, None
+        if s is not None:
+            try:
+                s.close()
+            except Exception:
+                pass
+
+    def write(self, frame: bytes):
+        with self._wlock:
+            s = self.ser
+            if s is None:
+                raise LinkError("%s is not connected" % self.port)
+            try:
+                s.write(frame)
+            except Exception as e:
+                raise LinkError("write %s: %s" % (self.port, e)) from None
+
+    def start(self, on_chunk):
+        self.thread = threading.Thread(target=self._run, args=(on_chunk,), name=self.name, daemon=True)
+        self.thread.start()
+
+    def stop(self):
+        self._stop.set()
+        if self.thread:
+            self.thread.join(2)
+        self._close()
+
+    def _run(self, on_chunk):
+        backoff = self.backoff0
+        deframer = Deframer()
+        while not self._stop.is_set():
+            if self.ser is None:
+                try:
+                    self._open()
+                except LinkError as e:
+                    self.log("serial_open_failed", port=self.port, error=str(e), retry_s=backoff)
+                    self._stop.wait(backoff)
+                    backoff = min(backoff * 2, self.max_backoff)
+                    continue
+                self.log("serial_open", port=self.port, baud=self.baud)
+                backoff = self.backoff0
+                deframer = Deframer()  # a half frame from before the unplug is junk
+            try:
+                s = self.ser
+                data = s.read(s.in_waiting or 1)
+            except Exception as e:  # SerialException, OSError(EIO) on unplug, TypeError on a closed port
+                self.log("serial_lost", port=self.port, error=str(e))
+                self._close()
+                continue
+            if data:
+                for chunk in deframer.feed(data):
+                    on_chunk(chunk, self.write, self.name)
+
+
+def parse_udp_url(url: str):
+    p = urllib.parse.urlsplit(url)
+    if p.scheme != "udp" or p.port is None:
+        raise ValueError("listen address must be udp://HOST:PORT, not %r" % url)
+    return p.hostname or "0.0.0.0", p.port
+
+
+class UdpLink(Link):
+    """udp://HOST:PORT: each datagram is one frame; replies go to the sender's address."""
+
+    def __init__(self, url: str, log=None):
+        try:
+            self.host, self.port = parse_udp_url(url)
+        except ValueError as e:
+            raise LinkError(str(e)) from None
+        self.log = log or (lambda event, **kw: None)
+        self.sock = None
+        self.name = "udp:%s:%d" % (self.host, self.port)
+        self._stop = threading.Event()
+        self.thread = None
+
+    def open(self):
+        if self.sock:
+            return
+        fam = socket.AF_INET6 if ":" in self.host else socket.AF_INET
+        s = socket.socket(fam, socket.SOCK_DGRAM)
+        try:
+            s.bind((self.host, self.port))
+        except OSError as e:
+            s.close()
+            raise LinkError("cannot listen on udp://%s:%d: %s" % (self.host, self.port, e.strerror)) from None
+        s.settimeout(0.2)
+        self.sock = s
+        self.address = s.getsockname()[:2]  # the real port when 0 was asked for
+        self.name = "udp:%s:%d" % self.address
+
+    def start(self, on_chunk):
+        self.open()
+        self.thread = threading.Thread(target=self._run, args=(on_chunk,), name=self.name, daemon=True)
+        self.thread.start()
+
+    def stop(self):
+        self._stop.set()
+        if self.thread:
+            self.thread.join(2)
+        if self.sock:
+            self.sock.close()
+
+    def _run(self, on_chunk):
+        sock = self.sock
+        while not self._stop.is_set():
+            try:
+                data, addr = sock.recvfrom(4096)
+            except socket.timeout:
+                continue
+            except OSError as e:
+                if self._stop.is_set():
+                    break
+                self.log("udp_error", error=str(e))
+                time.sleep(0.1)
+                continue
+
+            def reply(frame, _addr=addr):
+                try:
+                    sock.sendto(frame, _addr)
+                except OSError as e:
+                    raise LinkError("sendto %s: %s" % (_addr, e)) from None
+
+            route = "udp:%s:%d" % addr[:2]
+            for chunk in data.split(b"\x00"):
+                if chunk:
+                    on_chunk(chunk, reply, route)

@@ -1,0 +1,234 @@
+"""The bridge's durable store (SQLite, WAL).
+
+Everything the reliability contract needs lives here, so a crash loses nothing:
+  messages  every verified uplink message, with the exact envelope bytes (to tell a
+            retransmission, which is re-acked, from a replay, which is rejected)
+  outbox    one row per (uplink, message) with a `forwarded` flag: forwarding reads
+            from here, so an uplink outage or a bridge restart resumes where it stopped
+  devices   per device: highest stored seq, the downlink counter (never reused across
+            restarts), last seen, last link, last level / hello / consent (for monitor)
+  downlink  commands queued by `consumables send` or MQTT, delivered by the bridge
+
+synchronous=FULL: a COMMIT is on disk when it returns, and the bridge acks only after it.
+One connection per Store, serialised by a lock; other processes (send, monitor) open their
+own connection, and busy_timeout lets writers from several processes take turns.
+"""
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS messages(
+  device TEXT NOT NULL, seq INTEGER NOT NULL, type TEXT NOT NULL, json TEXT NOT NULL,
+  body BLOB NOT NULL, received_at REAL NOT NULL, link TEXT,
+  PRIMARY KEY(device, seq));
+CREATE TABLE IF NOT EXISTS outbox(
+  id INTEGER PRIMARY KEY AUTOINCREMENT, uplink TEXT NOT NULL,
+  device TEXT NOT NULL, seq INTEGER NOT NULL,
+  forwarded INTEGER NOT NULL DEFAULT 0, attempts INTEGER NOT NULL DEFAULT 0,
+  forwarded_at REAL, last_error TEXT,
+  UNIQUE(uplink, device, seq));
+CREATE INDEX IF NOT EXISTS outbox_pending ON outbox(uplink, forwarded, id);
+CREATE TABLE IF NOT EXISTS devices(
+  device TEXT PRIMARY KEY, max_seq INTEGER NOT NULL DEFAULT -1,
+  down_seq INTEGER NOT NULL DEFAULT 0, last_seen REAL, link TEXT,
+  level TEXT, hello TEXT, consent INTEGER);
+CREATE TABLE IF NOT EXISTS downlink(
+  id INTEGER PRIMARY KEY AUTOINCREMENT, device TEXT NOT NULL, name TEXT NOT NULL,
+  fields TEXT NOT NULL, created_at REAL NOT NULL, sent_at REAL, dseq INTEGER, link TEXT);
+CREATE INDEX IF NOT EXISTS downlink_pending ON downlink(sent_at, device, id);
+"""
+
+
+class StoreError(Exception):
+    pass
+
+
+@dataclass
+class Record:
+    """One stored message on its way to one uplink."""
+    outbox_id: int
+    device: str
+    seq: int
+    type: str
+    json: dict
+    body: bytes
+    received_at: float
+
+    @property
+    def idempotency_key(self) -> str:
+        return "%s:%d" % (self.device, self.seq)
+
+
+def status_path(db_path) -> Path:
+    """The JSON status file the bridge rewrites every second, next to the DB."""
+    return Path(str(db_path) + ".status.json")
+
+
+class Store:
+    def __init__(self, path, readonly: bool = False, create: bool = True):
+        self.path = str(path)
+        self._lock = threading.RLock()
+        if readonly:
+            if not Path(self.path).exists():
+                raise StoreError("no bridge database at %s (start the bridge or pass --db)" % self.path)
+            # mode=ro: the monitor can never write, even by accident
+            self.db = sqlite3.connect("file:%s?mode=ro" % Path(self.path).resolve(), uri=True,
+                                      isolation_level=None, check_same_thread=False, timeout=5)
+            return
+        if not create and not Path(self.path).exists():
+            raise StoreError("no bridge database at %s (start the bridge or pass --db)" % self.path)
+        try:
+            self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=10)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=FULL")
+            self.db.execute("PRAGMA busy_timeout=10000")
+            self.db.executescript(SCHEMA)
+        except sqlite3.Error as e:
+            raise StoreError("cannot open database %s: %s" % (self.path, e)) from None
+
+    def close(self):
+        with self._lock:
+            self.db.close()
+
+    # -- transactions: explicit BEGIN IMMEDIATE / COMMIT (autocommit connection) --
+    def _tx(self, fn, *args):
+        with self._lock:
+            self.db.execute("BEGIN IMMEDIATE")
+            try:
+                out = fn(*args)
+            except BaseException:
+                self.db.execute("ROLLBACK")
+                raise
+            self.db.execute("COMMIT")  # synchronous=FULL: durable when this returns
+            return out
+
+    # ---------------------------------------------------------------- uplink path
+    def max_seqs(self) -> dict:
+        with self._lock:
+            return dict(self.db.execute("SELECT device, max_seq FROM devices"))
+
+    def stored_body(self, device: str, seq: int):
+        with self._lock:
+            row = self.db.execute("SELECT body FROM messages WHERE device=? AND seq=?", (device, seq)).fetchone()
+        return row[0] if row else None
+
+    def store_message(self, msg, body: bytes, link: str, uplinks, now: float | None = None) -> int:
+        """Store one new message and its outbox rows, commit, return the ack's downlink seq.
+
+        The downlink counter is bumped in the same transaction, so storing and numbering
+        the ack costs one fsync.
+        """
+        now = time.time() if now is None else now
+        doc = msg.to_json()
+        doc["received_at"] = now
+
+        def work():
+            self.db.execute("INSERT INTO messages(device, seq, type, json, body, received_at, link) "
+                            "VALUES (?,?,?,?,?,?,?)",
+                            (msg.device, msg.seq, msg.type, json.dumps(doc), bytes(body), now, link))
+            self.db.executemany("INSERT OR IGNORE INTO outbox(uplink, device, seq) VALUES (?,?,?)",
+                                [(u, msg.device, msg.seq) for u in uplinks])
+            self.db.execute("INSERT OR IGNORE INTO devices(device) VALUES (?)", (msg.device,))
+            sets = ["max_seq=MAX(max_seq, ?)", "last_seen=?", "link=?", "down_seq=down_seq+1"]
+            vals = [msg.seq, now, link]
+            if msg.type == "level":
+                sets.append("level=?")
+                vals.append(json.dumps(doc))
+            elif msg.type == "hello":
+                sets += ["hello=?", "consent=?"]
+                vals += [json.dumps(doc), doc.get("consent")]
+            elif msg.type == "event" and doc.get("kind") == 5 and doc.get("value") is not None:
+                sets.append("consent=?")  # consent_changed carries the new level as value
+                vals.append(doc["value"])
+            row = self.db.execute("UPDATE devices SET %s WHERE device=? RETURNING down_seq" % ", ".join(sets),
+                                  vals + [msg.device]).fetchone()
+            return row[0]
+
+        return self._tx(work)
+
+    def next_down_seq(self, device: str, now: float | None = None, link: str | None = None) -> int:
+        """Reserve the next downlink sequence number for a device (committed)."""
+        def work():
+            self.db.execute("INSERT OR IGNORE INTO devices(device) VALUES (?)", (device,))
+            if now is not None:
+                self.db.execute("UPDATE devices SET last_seen=?, link=COALESCE(?, link) WHERE device=?",
+                                (now, link, device))
+            return self.db.execute("UPDATE devices SET down_seq=down_seq+1 WHERE device=? RETURNING down_seq",
+                                   (device,)).fetchone()[0]
+        return self._tx(work)
+
+    # ---------------------------------------------------------------- forwarding
+    def pending(self, uplink: str, limit: int = 100) -> list[Record]:
+        with self._lock:
+            rows = self.db.execute(
+                "SELECT o.id, m.device, m.seq, m.type, m.json, m.body, m.received_at FROM outbox o "
+                "JOIN messages m ON m.device=o.device AND m.seq=o.seq "
+                "WHERE o.uplink=? AND o.forwarded=0 ORDER BY o.id LIMIT ?", (uplink, limit)).fetchall()
+        return [Record(r[0], r[1], r[2], r[3], json.loads(r[4]), r[5], r[6]) for r in rows]
+
+    def mark_forwarded(self, ids, now: float | None = None) -> None:
+        if not ids:
+            return
+        now = time.time() if now is None else now
+        self._tx(lambda: self.db.executemany(
+            "UPDATE outbox SET forwarded=1, forwarded_at=?, attempts=attempts+1, last_error=NULL WHERE id=?",
+            [(now, i) for i in ids]))
+
+    def mark_failed(self, oid: int, error: str) -> None:
+        self._tx(lambda: self.db.execute(
+            "UPDATE outbox SET attempts=attempts+1, last_error=? WHERE id=?", (error[:200], oid)))
+
+    def queued(self, uplink: str | None = None) -> int:
+        with self._lock:
+            if uplink is None:
+                return self.db.execute("SELECT COUNT(*) FROM outbox WHERE forwarded=0").fetchone()[0]
+            return self.db.execute("SELECT COUNT(*) FROM outbox WHERE forwarded=0 AND uplink=?",
+                                   (uplink,)).fetchone()[0]
+
+    # ---------------------------------------------------------------- downlink commands
+    def queue_downlink(self, device: str, name: str, fields: dict, now: float | None = None) -> int:
+        now = time.time() if now is None else now
+        return self._tx(lambda: self.db.execute(
+            "INSERT INTO downlink(device, name, fields, created_at) VALUES (?,?,?,?)",
+            (device, name, json.dumps(fields, sort_keys=True), now)).lastrowid)
+
+    def pending_downlinks(self, device: str | None = None) -> list[tuple]:
+        """[(id, device, name, fields)] not yet sent, oldest first."""
+        with self._lock:
+            if device is None:
+                rows = self.db.execute("SELECT id, device, name, fields FROM downlink "
+                                       "WHERE sent_at IS NULL ORDER BY id").fetchall()
+            else:
+                rows = self.db.execute("SELECT id, device, name, fields FROM downlink "
+                                       "WHERE sent_at IS NULL AND device=? ORDER BY id", (device,)).fetchall()
+        return [(r[0], r[1], r[2], json.loads(r[3])) for r in rows]
+
+    def mark_downlink_sent(self, did: int, dseq: int, link: str, now: float | None = None) -> None:
+        now = time.time() if now is None else now
+        self._tx(lambda: self.db.execute("UPDATE downlink SET sent_at=?, dseq=?, link=? WHERE id=?",
+                                         (now, dseq, link, did)))
+
+    # ---------------------------------------------------------------- monitor / plot
+    def devices(self) -> list[dict]:
+        with self._lock:
+            rows = self.db.execute(
+                "SELECT d.device, d.max_seq, d.last_seen, d.link, d.level, d.hello, d.consent, "
+                "(SELECT COUNT(*) FROM outbox o WHERE o.device=d.device AND o.forwarded=0), "
+                "(SELECT COUNT(*) FROM downlink w WHERE w.device=d.device AND w.sent_at IS NULL) "
+                "FROM devices d ORDER BY d.device").fetchall()
+        return [{"device": r[0], "max_seq": r[1], "last_seen": r[2], "link": r[3],
+                 "level": json.loads(r[4]) if r[4] else None, "hello": json.loads(r[5]) if r[5] else None,
+                 "consent": r[6], "queue": r[7], "downlink_pending": r[8]} for r in rows]
+
+    def history(self, device: str, types=("level", "event")) -> list[dict]:
+        q = ",".join("?" * len(types))
+        with self._lock:
+            rows = self.db.execute("SELECT json FROM messages WHERE device=? AND type IN (%s) "
+                                   "ORDER BY received_at, seq" % q, (device, *types)).fetchall()
+        return [json.loads(r[0]) for r in rows]
