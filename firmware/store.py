@@ -17,9 +17,16 @@ TMP = ".tmp"
 
 
 def write_file(path, data):
-    with open(path, "wb") as f:
-        f.write(data)
-        f.flush()          # the data reaches the VFS before the rename commits it
+    """data: bytes, or a callable writer(f) given a text file (json.dump streams into it,
+    so a large record never needs one big contiguous string in a fragmented heap)."""
+    if callable(data):
+        with open(path, "w") as f:
+            data(f)
+            f.flush()
+    else:
+        with open(path, "wb") as f:
+            f.write(data)
+            f.flush()      # the data reaches the VFS before the rename commits it
     sync()
 
 
@@ -82,41 +89,42 @@ def read_bytes(path):
         return None
 
 
-def read_checked(path, parse):
-    """parse(bytes) of `path`, or of `path.tmp` when `path` is missing or corrupt.
+def _parse(path, parse):
+    try:
+        with open(path) as f:
+            return parse(f)
+    except Exception:  # missing, truncated or garbled: any error means "no good record"
+        return None
 
-    parse must raise (ValueError and friends) on a damaged record. Returns None when
-    neither file holds a good record."""
-    data = read_bytes(path)
-    if data is not None:
-        try:
-            return parse(data)
-        except Exception:  # truncated/garbled record: any decode error means "bad"
-            pass
+
+def read_checked(path, parse):
+    """parse(text file) of `path`, or of `path.tmp` when `path` is missing or corrupt.
+
+    parse must raise (ValueError and friends) on a damaged record and must not return
+    None for a good one. Returns None when neither file holds a good record."""
+    v = _parse(path, parse)
+    if v is not None:
+        return v
     tmp = path + TMP
-    data = read_bytes(tmp)
-    if data is None:
-        return None
-    try:
-        v = parse(data)
-    except Exception:
-        return None
-    try:
-        rename(tmp, path)   # promote the complete new record
-    except OSError:
-        pass
+    v = _parse(tmp, parse)
+    if v is not None:
+        try:
+            rename(tmp, path)   # promote the complete new record
+        except OSError:
+            pass
     return v
 
 
-def _parse_json(data):
-    if not data:
-        raise ValueError("empty")
-    return json.loads(data)
+def _parse_json(f):
+    v = json.load(f)
+    if v is None:
+        raise ValueError("null record")
+    return v
 
 
 def save(path, obj):
-    """Store a small JSON-able record atomically."""
-    write_atomic(path, json.dumps(obj).encode())
+    """Store a JSON-able record atomically, streamed to flash."""
+    write_atomic(path, lambda f: json.dump(obj, f))
 
 
 def load(path, default=None):

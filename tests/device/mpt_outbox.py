@@ -186,6 +186,11 @@ def _with_cut(k, fn):
         return n[0] == k
 
     def wf(path, data):
+        if callable(data):       # a streamed JSON record: render it to cut it in half
+            import io
+            b = io.StringIO()
+            data(b)
+            data = b.getvalue().encode()
         if step():
             with open(path, "wb") as f:
                 f.write(data[:len(data) // 2])   # torn write

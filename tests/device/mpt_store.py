@@ -75,6 +75,11 @@ def test_cut_at_each_step_leaves_old_or_new():
         n = [0]
 
         def wf(path, data):
+            if callable(data):
+                import io
+                b = io.StringIO()
+                data(b)
+                data = b.getvalue().encode()
             n[0] += 1
             if n[0] == k:
                 with open(path, "wb") as f:
@@ -100,6 +105,15 @@ def test_cut_at_each_step_leaves_old_or_new():
         assert got in ({"v": "old"}, {"v": "new"}), (k, got)
         if k == 2:
             assert got == {"v": "new"}   # the complete tmp was recovered
+    rmtree(d)
+
+
+def test_large_record_streams():
+    d = scratch("st")
+    p = d + "/big.json"
+    rec = [i * 0.5 for i in range(400)]
+    store.save(p, rec)
+    assert store.load(p) == rec
     rmtree(d)
 
 

@@ -1,0 +1,72 @@
+"""Downlink commands from the bridge: verify, reject replays, apply.
+
+A chunk must verify as COSE_Mac0 with the device key and the downlink AAD (so an uplink
+frame reflected back never passes) and validate as a DOWNLINK type; anything else is
+refused and counted, never applied. Replay protection: the highest downlink seq seen is
+kept and everything <= it is refused. It is persisted at once for commands that change
+state (config, consent, order_status, time). Acks only advance it in RAM (persisted at the
+next checkpoint): an ack per uplink message would otherwise add a flash write per message,
+and replaying an old ack is harmless (uplink seqs never repeat, the acked file is gone).
+
+The agent supplies the actions (`on_ack`, `on_config`, `on_consent`, `on_status`, `on_time`).
+"""
+from firmware import store
+from protocol import cose, messages as M, wire
+from protocol.errors import ProtocolError
+
+
+class Downlink:
+    def __init__(self, key, path=None, agent=None):
+        self.key = key
+        self.path = path
+        self.agent = agent
+        st = (store.load(path) if path else None) or {}
+        self.seq = st.get("s", -1)
+        self.refused = 0
+        self.replayed = 0
+        self.applied = 0
+        self._dirty = False
+
+    def _key_for(self, kid):
+        # the MAC with this device's own key is the proof; the kid only names the sender
+        return self.key
+
+    def save(self):
+        if self.path:
+            store.save(self.path, {"s": self.seq})
+        self._dirty = False
+
+    def checkpoint(self):
+        if self._dirty:
+            self.save()
+
+    def handle(self, chunk):
+        """One frame chunk from the transport. Returns the applied payload or None."""
+        try:
+            kid, seq, p = wire.unpack(chunk, self._key_for, aad=cose.AAD_DOWN, allowed=M.DOWNLINK)
+        except (ProtocolError, ValueError, TypeError, KeyError, IndexError):
+            self.refused += 1
+            return None
+        if seq <= self.seq:
+            self.replayed += 1
+            return None
+        self.seq = seq
+        t = p[0]
+        a = self.agent
+        if t == M.ACK:
+            self._dirty = True
+            if a is not None:
+                a.on_ack(p[1])
+        else:
+            self.save()     # before applying: a replay after a cut is refused
+            if a is not None:
+                if t == M.CONFIG:
+                    a.on_config(p)
+                elif t == M.CONSENT:
+                    a.on_consent(p[1])
+                elif t == M.ORDER_STATUS:
+                    a.on_status(p[1], p[2])
+                elif t == M.TIME:
+                    a.on_time(p[1])
+        self.applied += 1
+        return p

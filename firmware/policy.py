@@ -1,0 +1,161 @@
+"""The four connected strategies, under the customer's consent level.
+
+  respond to desire   a button press -> one order_request (trigger=button), idempotency key
+                      "<device>-b<press counter>"; the counter is persisted *before* the
+                      message is stored, so two presses never share a key (a cut in between
+                      loses that press rather than merging it with the next one)
+  curated offering    hello carries the consumable identity from the board file
+  coach behaviour     tte < lead + margin -> one low_soon per depletion episode; re-armed by
+                      a new episode or by tte rising above 1.5 x threshold (hysteresis)
+  automatic execution consent >= automatic: one order_request per episode (trigger=automatic,
+                      key "<device>-e<episode>"); persisted *after* it is stored: a cut in
+                      between re-sends the same key, which the supplier deduplicates
+
+Consent: a message is only built when protocol.messages.required_consent() of its kind is
+within the level (checked here with the same function on the would-be payload's kind, and
+again by the outbox, the single gate every uplink passes). `emit(payload)` stores a message
+(Outbox.put) and returns its seq or None; it raises when the outbox refuses.
+"""
+from firmware import store
+from protocol import messages as M
+
+_KEEP_ORDERS = 4   # order_status records kept (newest)
+
+
+class Policy:
+    def __init__(self, device_id, consumable, cfg, emit, path=None, consent=M.CONSENT_ORDER_ONLY):
+        self.device = device_id
+        self.item = consumable or {}
+        self.cfg = cfg              # shared dict: lead_time_h, margin_h (updated by config)
+        self.emit = emit
+        self.path = path
+        st = (store.load(path) if path else None) or {}
+        self.consent = st.get("c", consent)
+        self.presses = st.get("p", 0)
+        self.low_ep = st.get("lo", -1)      # episode whose low_soon was sent; -1 = armed
+        self.auto_ep = st.get("au", -1)     # episode whose automatic order was sent
+        self.fault = st.get("f", 0)         # sensor_fault reported and not yet cleared
+        self.orders = st.get("o", {})       # idempotency key -> last order status
+        self.episode = st.get("e", 0)
+
+    def save(self):
+        if self.path:
+            store.save(self.path, {"c": self.consent, "p": self.presses, "lo": self.low_ep,
+                                   "au": self.auto_ep, "f": self.fault, "o": self.orders,
+                                   "e": self.episode})
+
+    def may(self, t, kind=None, trigger=None):
+        """Would a message of type t (event kind, trigger) be within the consent?"""
+        probe = {0: t}
+        if kind is not None:
+            probe[1] = kind
+        if trigger is not None:
+            probe[5] = trigger
+        if t == M.LEVEL:
+            probe = {}
+        return M.required_consent(probe) <= self.consent
+
+    def threshold_s(self):
+        c = self.cfg
+        return (c.get("lead_time_h", 72) + c.get("margin_h", 24)) * 3600
+
+    def _event(self, kind, value=None, key=None, trigger=None):
+        p = {0: M.EVENT, 1: kind, 2: self.episode}
+        if key is not None:
+            p[3] = key
+        if value is not None:
+            p[4] = value
+        if trigger is not None:
+            p[5] = trigger
+        return self.emit(p)
+
+    # ---- curated offering --------------------------------------------------
+    def hello(self, fw, board_name, boot=None):
+        if not self.may(M.HELLO):
+            return None
+        it = self.item
+        unit = it.get("unit", "%")
+        p = {0: M.HELLO, 1: M.PROTOCOL_VERSION, 2: fw, 3: board_name, 4: it.get("sku", ""),
+             6: int(it.get("capacity", 100)),
+             7: M.UNITS.index(unit) if unit in M.UNITS else len(M.UNITS) - 1,
+             9: self.consent}
+        if it.get("model"):
+            p[5] = it["model"]
+        if it.get("refills"):
+            p[8] = list(it["refills"])
+        if boot is not None:
+            p[10] = boot
+        return self.emit(p)
+
+    # ---- respond to desire -------------------------------------------------
+    def button(self):
+        """One debounced press. Returns the seq of the order request, or None."""
+        if not self.may(M.EVENT, M.EV_ORDER_REQUEST, M.BY_BUTTON):
+            return None
+        self.presses += 1
+        self.save()
+        return self._event(M.EV_ORDER_REQUEST, key="%s-b%d" % (self.device, self.presses),
+                           trigger=M.BY_BUTTON)
+
+    # ---- coach + automatic execution -----------------------------------------
+    def assess(self, episode, tte_s):
+        """After each estimate: episode number and time-to-empty seconds (or None)."""
+        if episode != self.episode:
+            self.episode = episode
+            self.save()
+        if tte_s is None:
+            return
+        th = self.threshold_s()
+        changed = False
+        if self.low_ep != -1 and (self.low_ep != episode or tte_s > th * 1.5):
+            self.low_ep = -1                   # re-armed
+            changed = True
+        if tte_s < th:
+            if self.low_ep == -1 and self.may(M.EVENT, M.EV_LOW_SOON):
+                self._event(M.EV_LOW_SOON, value=int(tte_s // 3600))
+                self.low_ep = episode
+                changed = True
+            if self.auto_ep != episode and self.may(M.EVENT, M.EV_ORDER_REQUEST, M.BY_AUTOMATIC):
+                self._event(M.EV_ORDER_REQUEST, key="%s-e%d" % (self.device, episode),
+                            trigger=M.BY_AUTOMATIC)
+                self.auto_ep = episode
+                changed = True
+        if changed:
+            self.save()
+
+    def refilled(self, episode, level):
+        self.episode = episode
+        if self.may(M.EVENT, M.EV_REFILL):
+            self._event(M.EV_REFILL, value=int(level))
+        self.save()
+
+    def sensor(self, ok, code=0):
+        """Report a sensor fault once; clear it after the sensor reads again."""
+        if ok:
+            if self.fault:
+                self.fault = 0
+                self.save()
+            return
+        if not self.fault and self.may(M.EVENT, M.EV_SENSOR_FAULT):
+            self._event(M.EV_SENSOR_FAULT, value=code)
+            self.fault = 1
+            self.save()
+
+    # ---- downlink-driven ---------------------------------------------------------
+    def set_consent(self, level):
+        """New consent level (from a consent downlink); emits consent_changed."""
+        old = self.consent
+        self.consent = level
+        self.save()
+        if level != old:
+            self._event(M.EV_CONSENT_CHANGED, value=level)
+        return old
+
+    def order_status(self, key, status):
+        o = self.orders
+        o[key] = status
+        while len(o) > _KEEP_ORDERS:
+            for k in o:          # dicts keep insertion order: drop the oldest
+                del o[k]
+                break
+        self.save()

@@ -1,0 +1,180 @@
+# firmware/policy.py: the four strategies under consent, persisted across reboots.
+# runtimes: micropython cpython
+# heapsize: 128K
+import os
+
+from firmware.policy import Policy
+from protocol import messages as M
+
+H = 3600
+ITEM = {"sku": "TN-2420", "model": "Brother TN-2420", "capacity": 3000, "unit": "pages",
+        "refills": ["TN-2410", "TN-2420"]}
+
+
+def rmtree(path):
+    try:
+        names = os.listdir(path)
+    except OSError:
+        return
+    for n in names:
+        os.remove(path + "/" + n)
+    os.rmdir(path)
+
+
+def scratch():
+    path = "/tmp/sc-pol-%s" % "".join("%02x" % b for b in os.urandom(4))
+    os.mkdir(path)
+    return path
+
+
+class Sink:
+    """Stands in for the outbox: enforces consent like Outbox.put and records."""
+    def __init__(self):
+        self.msgs = []
+        self.pol = None
+
+    def __call__(self, p):
+        assert M.required_consent(p) <= self.pol.consent, p
+        M.validate(p, M.UPLINK)
+        self.msgs.append(p)
+        return len(self.msgs) - 1
+
+    def kinds(self):
+        return [m.get(1) for m in self.msgs if m.get(0) == M.EVENT]
+
+
+def make(d, consent=M.CONSENT_FULL, cfg=None):
+    s = Sink()
+    p = Policy("dev1", ITEM, cfg or {"lead_time_h": 48, "margin_h": 24}, s, d + "/pol.json", consent)
+    s.pol = p
+    return p, s
+
+
+def test_hello_carries_consumable_identity():
+    d = scratch()
+    p, s = make(d)
+    p.hello("0.1", "devkitc", 3)
+    h = s.msgs[0]
+    assert h[0] == M.HELLO and h[4] == "TN-2420" and h[5] == "Brother TN-2420"
+    assert h[6] == 3000 and M.UNITS[h[7]] == "pages" and h[8] == ["TN-2410", "TN-2420"]
+    assert h[9] == M.CONSENT_FULL and h[10] == 3
+    p.set_consent(M.CONSENT_NONE)
+    s.msgs = []
+    assert p.hello("0.1", "devkitc") is None and s.msgs == []
+    rmtree(d)
+
+
+def test_button_one_order_per_press_counter_persisted():
+    d = scratch()
+    p, s = make(d, M.CONSENT_ORDER_ONLY)
+    p.button()
+    p.button()
+    keys = [m[3] for m in s.msgs]
+    assert keys == ["dev1-b1", "dev1-b2"] and all(m[5] == M.BY_BUTTON for m in s.msgs)
+    p2, s2 = make(d, M.CONSENT_ORDER_ONLY)     # reboot
+    p2.button()
+    assert s2.msgs[0][3] == "dev1-b3"
+    p2.set_consent(M.CONSENT_NONE)
+    s2.msgs = []
+    assert p2.button() is None and s2.msgs == []
+    rmtree(d)
+
+
+def test_low_soon_once_per_episode_with_hysteresis():
+    d = scratch()
+    p, s = make(d, M.CONSENT_REMINDERS)          # threshold 72 h
+    p.assess(0, 200 * H)
+    assert s.msgs == []
+    p.assess(0, 70 * H)
+    p.assess(0, 60 * H)
+    p.assess(0, 80 * H)                          # above 72 but below 108: stays disarmed
+    p.assess(0, 70 * H)
+    assert s.kinds() == [M.EV_LOW_SOON] and s.msgs[0][4] == 70
+    p.assess(0, 110 * H)                         # above 1.5 x threshold: re-armed
+    p.assess(0, 71 * H)
+    assert s.kinds() == [M.EV_LOW_SOON] * 2
+    p2, s2 = make(d, M.CONSENT_REMINDERS)        # reboot: still disarmed for episode 0
+    p2.assess(0, 50 * H)
+    assert s2.msgs == []
+    p2.assess(1, 50 * H)                         # new episode (refill) re-arms
+    assert s2.kinds() == [M.EV_LOW_SOON]
+    # no automatic order below consent automatic
+    assert M.EV_ORDER_REQUEST not in s.kinds() + s2.kinds()
+    rmtree(d)
+
+
+def test_no_reminder_without_consent():
+    d = scratch()
+    p, s = make(d, M.CONSENT_ORDER_ONLY)
+    p.assess(0, 10 * H)
+    p.sensor(False)
+    p.refilled(1, 3000)
+    assert s.msgs == []
+    rmtree(d)
+
+
+def test_automatic_order_once_per_episode_survives_reboot():
+    d = scratch()
+    p, s = make(d, M.CONSENT_AUTOMATIC)
+    p.assess(4, 100 * H)
+    p.assess(4, 70 * H)
+    p.assess(4, 60 * H)
+    p.assess(4, 200 * H)
+    p.assess(4, 50 * H)
+    orders = [m for m in s.msgs if m[1] == M.EV_ORDER_REQUEST]
+    assert len(orders) == 1 and orders[0][3] == "dev1-e4" and orders[0][5] == M.BY_AUTOMATIC
+    p2, s2 = make(d, M.CONSENT_AUTOMATIC)
+    p2.assess(4, 10 * H)
+    assert [m for m in s2.msgs if m[1] == M.EV_ORDER_REQUEST] == []
+    p2.assess(5, 10 * H)
+    orders = [m for m in s2.msgs if m[1] == M.EV_ORDER_REQUEST]
+    assert len(orders) == 1 and orders[0][3] == "dev1-e5" and orders[0][2] == 5
+    rmtree(d)
+
+
+def test_failed_emit_does_not_mark_order_sent():
+    d = scratch()
+    p, s = make(d, M.CONSENT_AUTOMATIC)
+
+    def full(payload):
+        raise OSError(28)
+
+    p.emit = full
+    try:
+        p.assess(2, 10 * H)
+    except OSError:
+        pass
+    p.emit = s
+    p.assess(2, 10 * H)
+    assert [m[3] for m in s.msgs if m[1] == M.EV_ORDER_REQUEST] == ["dev1-e2"]
+    rmtree(d)
+
+
+def test_consent_change_event_and_status_record():
+    d = scratch()
+    p, s = make(d, M.CONSENT_FULL)
+    p.set_consent(M.CONSENT_ORDER_ONLY)
+    ev = s.msgs[-1]
+    assert ev[1] == M.EV_CONSENT_CHANGED and ev[4] == M.CONSENT_ORDER_ONLY
+    p.set_consent(M.CONSENT_ORDER_ONLY)        # no change, no event
+    assert len(s.msgs) == 1
+    p.set_consent(M.CONSENT_NONE)              # allowed even at level none
+    assert s.msgs[-1][4] == 0
+    for i in range(6):
+        p.order_status("dev1-b%d" % i, M.ST_PLACED)
+    p.order_status("dev1-b5", M.ST_SHIPPED)
+    p2, _ = make(d)
+    assert p2.consent == M.CONSENT_NONE
+    assert len(p2.orders) == 4 and p2.orders["dev1-b5"] == M.ST_SHIPPED and "dev1-b0" not in p2.orders
+    rmtree(d)
+
+
+def test_sensor_fault_reported_once_until_cleared():
+    d = scratch()
+    p, s = make(d, M.CONSENT_REMINDERS)
+    p.sensor(False, 2)
+    p.sensor(False, 2)
+    p.sensor(True)
+    p.sensor(False, 3)
+    assert s.kinds() == [M.EV_SENSOR_FAULT] * 2
+    rmtree(d)
