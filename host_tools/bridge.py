@@ -90,6 +90,13 @@ def deframe(chunk: bytes) -> tuple[bytes | None, str | None]:
     return raw[:-2], None
 
 
+def command_payload(name: str, fields: dict) -> dict:
+    """Named command -> wire payload; `time` without unix gets the time of delivery."""
+    if name == "time" and "unix" not in fields:
+        fields = dict(fields, unix=int(time.time()))
+    return messages.from_named(name, fields)
+
+
 class BridgeCore:
     """Transport-independent bridge logic; thread-safe (one lock around each chunk)."""
 
@@ -194,7 +201,7 @@ class BridgeCore:
             self.log("bad_command", device=device, error=fields.get("error"))
             return None
         try:
-            messages.from_named(name, fields)
+            command_payload(name, fields)
         except DecodeError as e:
             self.count("bad_commands")
             self.log("bad_command", device=device, error=str(e))
@@ -212,7 +219,7 @@ class BridgeCore:
         link, reply, _ = route
         for did, dev, name, fields in self.store.pending_downlinks(device):
             try:
-                payload = messages.from_named(name, fields)
+                payload = command_payload(name, fields)
             except DecodeError as e:  # queued by hand into the DB? drop it, loudly
                 self.count("bad_commands")
                 self.log("bad_command", device=dev, id=did, error=str(e))

@@ -1,0 +1,114 @@
+"""consumables send DEVICE config key=value ... | consent LEVEL | order-status KEY STATUS | time [UNIX]
+
+Queues a downlink command in the bridge's SQLite store (the `downlink` table). The running
+bridge picks it up, signs it with the device's key and its persisted downlink counter,
+and sends it on the link the device was last seen on: at once if the device was seen
+recently, otherwise right after the ack of its next uplink (when a sleeping device is
+awake and listening). Going through the store, not a socket, means the command survives
+a bridge restart and needs no bridge to be running when it is queued.
+
+`time` without UNIX is filled in at delivery, so a device seen hours later gets the time
+of delivery, not of queueing.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from host_tools.registry import RegistryError, load, registry_path
+from host_tools.store import Store, StoreError
+from protocol import messages
+from protocol.errors import DecodeError
+
+COMMANDS = ("config", "consent", "order-status", "time")
+
+
+class UsageError(Exception):
+    pass
+
+
+def _int(s: str, what: str) -> int:
+    try:
+        return int(s, 0)
+    except ValueError:
+        raise UsageError("%s must be an integer, not %r" % (what, s)) from None
+
+
+def parse_command(cmd: str, args: list[str]) -> tuple[str, dict]:
+    """('config', ['report_s=60']) -> ('config', {'report_s': 60}), validated against the schema."""
+    if cmd == "config":
+        if not args:
+            keys = ", ".join(f[0] for f in messages.SCHEMA[messages.CONFIG][1].values())
+            raise UsageError("config needs key=value pairs (keys: %s)" % keys)
+        fields = {}
+        for a in args:
+            k, sep, v = a.partition("=")
+            if not sep or not k:
+                raise UsageError("config arguments are key=value, not %r" % a)
+            fields[k] = _int(v, k)
+        name = "config"
+    elif cmd == "consent":
+        if len(args) != 1:
+            raise UsageError("consent takes one LEVEL (0-4 or %s)" % "|".join(messages.CONSENT_NAMES))
+        lvl = args[0]
+        v = messages.CONSENT_NAMES.index(lvl) if lvl in messages.CONSENT_NAMES else _int(lvl, "LEVEL")
+        name, fields = "consent", {"level": v}
+    elif cmd == "order-status":
+        if len(args) != 2:
+            raise UsageError("order-status takes KEY STATUS (%s)" % "|".join(messages.STATUS_NAMES.values()))
+        by_name = {v: k for k, v in messages.STATUS_NAMES.items()}
+        st = by_name[args[1]] if args[1] in by_name else _int(args[1], "STATUS")
+        name, fields = "order_status", {"key": args[0], "status": st}
+    elif cmd == "time":
+        if len(args) > 1:
+            raise UsageError("time takes at most one UNIX timestamp")
+        name, fields = "time", ({"unix": _int(args[0], "UNIX")} if args else {})
+    else:
+        raise UsageError("unknown command %r (use %s)" % (cmd, ", ".join(COMMANDS)))
+    check = dict(fields)
+    if name == "time" and "unix" not in check:
+        check["unix"] = 0  # filled in at delivery
+    try:
+        messages.from_named(name, check)
+    except DecodeError as e:
+        raise UsageError(str(e)) from None
+    return name, fields
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):
+        raise UsageError(message)
+
+
+def main_send(argv=None) -> int:
+    prog = "consumables send"
+    p = _Parser(prog=prog, description="Queue a downlink command for a device (delivered by the bridge).")
+    p.add_argument("device")
+    p.add_argument("command", metavar="{%s}" % ",".join(COMMANDS))
+    p.add_argument("args", nargs="*")
+    p.add_argument("--db", default=os.environ.get("CONSUMABLES_DB", "bridge.sqlite"),
+                   help="bridge database (default ./bridge.sqlite or $CONSUMABLES_DB)")
+    p.add_argument("--registry", help="device registry, checked when it exists")
+    try:
+        a = p.parse_intermixed_args(argv)
+        name, fields = parse_command(a.command, a.args)
+        rpath = registry_path(a.registry)
+        if a.registry or rpath.exists():
+            if a.device not in load(rpath)["devices"]:
+                raise UsageError("device %r is not in the registry %s" % (a.device, rpath))
+        store = Store(a.db, create=False)
+        try:
+            did = store.queue_downlink(a.device, name, fields)
+        finally:
+            store.close()
+    except (UsageError, RegistryError, StoreError) as e:
+        print("%s: error: %s" % (prog, e), file=sys.stderr)
+        return 2
+    print("queued %s %s for %s (id %d); the bridge delivers it when %s is seen"
+          % (name, fields or "", a.device, did, a.device))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main_send())

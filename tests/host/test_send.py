@@ -1,0 +1,78 @@
+"""consumables send: commands queued in the store, delivered as authenticated downlinks."""
+import socket
+import time
+
+import pytest
+
+from host_tools import registry as reg
+from host_tools.bridge import Bridge
+from host_tools.links import UdpLink
+from host_tools.send import UsageError, main_send, parse_command
+from host_tools.store import Store
+from host_tools.uplinks import JsonlUplink
+from protocol import messages
+from test_bridge_support import DEV, KEY, decode_down, frame, make_registry
+
+
+def test_parse_command():
+    assert parse_command("config", ["report_s=60", "low_pct=0x10"]) == ("config", {"report_s": 60, "low_pct": 16})
+    assert parse_command("consent", ["reminders"]) == ("consent", {"level": 2})
+    assert parse_command("consent", ["4"]) == ("consent", {"level": 4})
+    assert parse_command("order-status", ["dev1:3", "shipped"]) == ("order_status", {"key": "dev1:3", "status": 2})
+    assert parse_command("time", ["1700000000"]) == ("time", {"unix": 1700000000})
+    assert parse_command("time", []) == ("time", {})
+    for cmd, args in [("config", []), ("config", ["bogus=1"]), ("config", ["report_s=x"]), ("consent", ["9"]),
+                      ("order-status", ["k", "lost"]), ("reboot", []), ("config", ["report_s=0"])]:
+        with pytest.raises(UsageError):
+            parse_command(cmd, args)
+
+
+def test_send_errors_exit_2(tmp_path, capsys):
+    regpath = make_registry(tmp_path)
+    db = tmp_path / "b.sqlite"
+    assert main_send([DEV, "consent", "full", "--db", str(db), "--registry", str(regpath)]) == 2
+    assert "no bridge database" in capsys.readouterr().err
+    Store(db).close()
+    assert main_send(["ghost", "consent", "full", "--db", str(db), "--registry", str(regpath)]) == 2
+    assert "not in the registry" in capsys.readouterr().err
+    assert main_send([DEV, "config", "nope=1", "--db", str(db), "--registry", str(regpath)]) == 2
+    err = capsys.readouterr().err
+    assert "no field" in err and len(err.strip().splitlines()) == 1
+    assert main_send([]) == 2
+
+
+def test_send_delivered_on_device_link(tmp_path, capsys):
+    regpath = make_registry(tmp_path)
+    db = tmp_path / "b.sqlite"
+    b = Bridge(db, reg.Registry(regpath), [JsonlUplink(str(tmp_path / "o.jsonl"))],
+               [UdpLink("udp://127.0.0.1:0")], log=lambda *a, **k: None).start()
+    try:
+        common = ["--db", str(db), "--registry", str(regpath)]
+        # queued before the device was ever seen: waits for it
+        assert main_send([DEV, "config", "report_s=60", "sample_s=10"] + common) == 0
+        assert "queued config" in capsys.readouterr().out
+        assert main_send([DEV, "consent", "order-only"] + common) == 0
+        assert main_send([DEV, "order-status", "dev1:7", "placed"] + common) == 0
+        assert main_send([DEV, "time"] + common) == 0
+        time.sleep(0.3)
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.settimeout(2)
+        s.sendto(frame(1), b.links[0].address)
+        got = [decode_down(s.recvfrom(512)[0]) for _ in range(5)]  # the ack, then the commands
+        assert all(k == DEV for k, _, _ in got)
+        dseqs = [d for _, d, _ in got]
+        assert dseqs == sorted(set(dseqs))
+        pl = [p for _, _, p in got]
+        assert pl[0] == {0: messages.ACK, 1: 1}
+        assert pl[1] == {0: messages.CONFIG, 1: 10, 2: 60}
+        assert pl[2] == {0: messages.CONSENT, 1: 1}
+        assert pl[3] == {0: messages.ORDER_STATUS, 1: "dev1:7", 2: 1}
+        assert pl[4][0] == messages.TIME and abs(pl[4][1] - time.time()) < 5
+        # the device is now known and fresh: a new command goes out without waiting for an uplink
+        assert main_send([DEV, "consent", "3"] + common) == 0
+        _, d, p = decode_down(s.recvfrom(512)[0])
+        assert p == {0: messages.CONSENT, 1: 3} and d > dseqs[-1]
+        assert b.store.pending_downlinks() == []
+        assert b.count["downlinks"] == 5
+    finally:
+        b.stop()
