@@ -124,6 +124,8 @@ def validate(payload, allowed=None):
     if not isinstance(payload, dict):
         raise DecodeError("payload must be a map")
     t = payload.get(0, LEVEL)
+    if not isinstance(t, int) or isinstance(t, bool):
+        raise DecodeError("message type must be an integer")
     if 0 in payload and t == LEVEL:
         raise DecodeError("level must omit key 0")
     if t not in SCHEMA or (allowed is not None and t not in allowed):

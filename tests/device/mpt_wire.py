@@ -129,7 +129,8 @@ def test_schema_validation():
     messages.validate({1: 10, 2: 50, 6: 10})
     for bad in ({1: 10, 2: 101, 6: 1}, {1: -1, 2: 5, 6: 1}, {2: 5, 6: 1}, {0: 2, 1: 1, 2: 1, 6: 1},
                 {0: 99}, {1: 1, 2: 1, 6: 1, 42: 0}, {0: 17, 1: 0}, {0: 18, 1: 7}, [1, 2], {0: 19, 1: "", 2: 1},
-                {1: True, 2: 1, 6: 1}):
+                {1: True, 2: 1, 6: 1},
+                {0: [1]}, {0: {}}, {0: 1.5}, {0: True}):  # found by tests/fuzz: unhashable type
         _expect(DecodeError, lambda: messages.validate(bad))
     _expect(DecodeError, lambda: messages.validate({0: 16, 1: 3}, messages.UPLINK))
 
