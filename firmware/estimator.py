@@ -86,9 +86,9 @@ class Estimator:
         self._bs = max(1, self.window_s // n)  # bucket length, s
         # bucket ring: mean time (days since t0), mean level, weight, segment id;
         # _u/_e: the fit's robust weights and residuals, allocated once
-        self._bt, self._bq, self._bw, self._u, self._e = [array("f", [0] * n) for _ in range(5)]
-        self._bg = array("H", [0] * n)
-        self._ix = array("H", [0] * n)  # the fit's ring positions, oldest first
+        self._bt, self._bq, self._bw, self._u, self._e = [array("f", bytes(4 * n)) for _ in range(5)]
+        self._bg = array("H", bytes(2 * n))
+        self._ix = array("H", bytes(2 * n))  # the fit's ring positions, oldest first
         self.refilled = False
         for k, v in zip(_DYN, _INIT):
             setattr(self, k, v)

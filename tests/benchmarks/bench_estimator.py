@@ -7,18 +7,18 @@
 import gc
 import sys
 
+# the estimator first: compiling it from source is the heap peak under 64K
+_here = __file__.rsplit("/", 1)[0] if "/" in __file__ else "."
 try:
-    import estimator_sim as sim
-except ImportError:
-    _here = __file__.rsplit("/", 1)[0] if "/" in __file__ else "."
-    sys.path.insert(0, _here)
+    from firmware.estimator import Estimator
+except ImportError:  # CPython without the repo root on the path
     sys.path.insert(0, _here + "/../..")
-    import estimator_sim as sim
-try:
     from firmware.estimator import Estimator
-except ImportError:
-    sys.path.insert(0, (__file__.rsplit("/", 1)[0] if "/" in __file__ else ".") + "/../..")
-    from firmware.estimator import Estimator
+gc.collect()
+sys.path.insert(0, _here)
+import estimator_sim as sim  # noqa: E402
+gc.collect()
+import estimator_score as score  # noqa: E402
 
 
 def pct(x):
@@ -51,14 +51,16 @@ def main():
     impl = sys.implementation.name
     print("Depletion estimator benchmark on %s  (capacity %g, %g/day, sample every %d min)"
           % (impl, sim.CAP, sim.RATE, sim.STEP // 60))
-    print("errors in % of true remaining time; quantiles from a log histogram (+-2 %% rel)")
+    print("sensor noise +-0.5 % FS in every scenario, +-2 % in noise/mix; baselines get the "
+          "true refill times")
+    print("errors in % of true remaining time; quantiles from a log histogram (+-3 % rel)")
     print("%-9s %5s | %11s | %11s | %11s | %9s | %10s | %6s" % (
         "scenario", "n", "ours med p90", "naive m p90", "trail7 m p90", "x naive x7d",
         "band80% none", "us/upd"))
-    tot = sim.Score()
+    tot = score.Score()
     for spec in sim.SCENARIOS:
         gc.collect()
-        s = sim.run(spec, Estimator, seed=1)
+        s = score.run(spec, Estimator, seed=1)
         line(spec[0], s)
         tot.merge(s)
     print("-" * 96)
@@ -68,7 +70,7 @@ def main():
           % (100 * o[0], 100 * nv[0], 100 * t7[0], nv[0] / max(o[0], 1e-4),
              t7[0] / max(o[0], 1e-4), 100 * cov))
     print("time per update on %s: %.0f us" % (impl, tot.us / tot.updates))
-    ok = o[0] <= 0.10 and nv[0] >= 2 * o[0] and t7[0] >= 2 * o[0]
+    ok = o[0] <= 0.10 and nv[0] >= 2 * o[0] and t7[0] >= 2 * o[0] and nv[0] > 0 and t7[0] > 0
     print("target (median <= 10 %% and >= 2x both baselines): %s" % ("MET" if ok else "NOT MET"))
 
 
