@@ -232,3 +232,10 @@ class Store:
             rows = self.db.execute("SELECT json FROM messages WHERE device=? AND type IN (%s) "
                                    "ORDER BY received_at, seq" % q, (device, *types)).fetchall()
         return [json.loads(r[0]) for r in rows]
+
+    def sent_downlinks(self, device: str) -> list[dict]:
+        """Commands delivered to a device (for plot markers: order status changes)."""
+        with self._lock:
+            rows = self.db.execute("SELECT name, fields, sent_at FROM downlink WHERE device=? AND sent_at IS NOT NULL "
+                                   "AND dseq >= 0 ORDER BY sent_at", (device,)).fetchall()
+        return [{"type": r[0], "fields": json.loads(r[1]), "sent_at": r[2]} for r in rows]

@@ -1,0 +1,136 @@
+"""consumables monitor: a live table of devices and bridge counters.
+
+Reads the bridge's SQLite store read-only (mode=ro: the monitor can never disturb the
+bridge) and the status file the bridge rewrites every second (DB.status.json) for the
+counters. `--once` prints one snapshot and exits.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sqlite3
+import sys
+import time
+
+from rich import box
+from rich.console import Console, Group
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
+
+from host_tools.store import Store, StoreError, status_path
+from protocol import messages
+
+COUNTER_ORDER = ("frames", "stored", "duplicates", "acks", "forwarded", "queued", "uplink_errors", "noise",
+                 "bad_crc", "bad_mac", "unknown_device", "replay", "malformed", "store_errors", "downlinks")
+
+
+def ago(ts, now=None) -> str:
+    if not ts:
+        return "never"
+    s = max(0, (now or time.time()) - ts)
+    if s < 90:
+        return "%ds ago" % s
+    if s < 5400:
+        return "%dm ago" % (s // 60)
+    if s < 2 * 86400:
+        return "%.1fh ago" % (s / 3600)
+    return "%.1fd ago" % (s / 86400)
+
+
+def hours(h) -> str:
+    if h is None:
+        return "-"
+    return "%.1fd" % (h / 24) if h >= 48 else "%dh" % h
+
+
+def tte_text(level: dict) -> str:
+    tte = level.get("tte_h")
+    if tte is None:
+        return "-"
+    err = level.get("tte_err_h")
+    return hours(tte) + (" ± " + hours(err) if err is not None else "")
+
+
+def read_status(db) -> dict | None:
+    try:
+        return json.loads(status_path(db).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def snapshot(db) -> tuple[list, dict | None]:
+    store = Store(db, readonly=True)
+    try:
+        devices = store.devices()
+    finally:
+        store.close()
+    return devices, read_status(db)
+
+
+def render(devices: list, status: dict | None, now: float | None = None):
+    now = now or time.time()
+    t = Table(title="smart-consumables bridge", box=box.SIMPLE_HEAVY, expand=False)
+    for col, just in (("device", "left"), ("remaining", "right"), ("fill", "right"), ("rate/day", "right"),
+                      ("empty in", "right"), ("consent", "left"), ("last seen", "right"), ("queue", "right"),
+                      ("cmds", "right"), ("link", "left")):
+        t.add_column(col, justify=just, no_wrap=True)
+    for d in devices:
+        lvl, hello = d.get("level") or {}, d.get("hello") or {}
+        unit = messages.UNITS[hello["unit"]] if isinstance(hello.get("unit"), int) and \
+            hello["unit"] < len(messages.UNITS) else ""
+        fill = lvl.get("fill_pct")
+        style = "red" if fill is not None and fill <= 10 else ("yellow" if fill is not None and fill <= 25 else "")
+        consent = d.get("consent")
+        t.add_row(d["device"],
+                  "%s %s" % (lvl["remaining"], unit) if "remaining" in lvl else "-",
+                  Text("%d%%" % fill, style=style) if fill is not None else "-",
+                  str(lvl["rate_per_day"]) if lvl.get("rate_per_day") is not None else "-",
+                  tte_text(lvl),
+                  messages.CONSENT_NAMES[consent] if isinstance(consent, int) and 0 <= consent <= 4 else "?",
+                  ago(d.get("last_seen"), now),
+                  str(d.get("queue", 0)),
+                  str(d.get("downlink_pending", 0)),
+                  d.get("link") or "-")
+    if status is None:
+        foot = Text("bridge status: no status file (bridge not running?)", style="yellow")
+    else:
+        c = status.get("counters", {})
+        age = now - status.get("updated_at", 0)
+        parts = ["%s=%s" % (k, c[k]) for k in COUNTER_ORDER if k in c]
+        head = "bridge pid %s, status %s" % (status.get("pid"), ago(status.get("updated_at"), now))
+        foot = Text(head + ("  (STALE)" if age > 5 else "") + "\n" + "  ".join(parts),
+                    style="yellow" if age > 5 else "")
+        for u in status.get("uplinks", []):
+            foot.append("\nuplink %s: queued %s%s" % (u["name"], u.get("queued"),
+                                                      ", error: " + u["last_error"] if u.get("last_error") else ""))
+    return Group(t, foot)
+
+
+def main_monitor(argv=None) -> int:
+    prog = "consumables monitor"
+    p = argparse.ArgumentParser(prog=prog, description="Live view of the devices behind a bridge.")
+    p.add_argument("--db", default=os.environ.get("CONSUMABLES_DB", "bridge.sqlite"),
+                   help="bridge database (default ./bridge.sqlite or $CONSUMABLES_DB)")
+    p.add_argument("--once", action="store_true", help="print one snapshot and exit")
+    p.add_argument("--interval", type=float, default=1.0, help="refresh period in seconds")
+    a = p.parse_args(argv)
+    console = Console(width=None if sys.stdout.isatty() else 160)
+    try:
+        if a.once:
+            console.print(render(*snapshot(a.db)))
+            return 0
+        with Live(render(*snapshot(a.db)), console=console, refresh_per_second=4) as live:
+            while True:
+                time.sleep(a.interval)
+                live.update(render(*snapshot(a.db)))
+    except (StoreError, sqlite3.Error) as e:
+        print("%s: error: %s" % (prog, e), file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main_monitor())
