@@ -23,6 +23,16 @@ class LinkError(Exception):
     pass
 
 
+def guarded(on_chunk, log):
+    """A bug in the handler must not kill a link's only read thread: log it and go on."""
+    def call(chunk, reply, route):
+        try:
+            on_chunk(chunk, reply, route)
+        except Exception as e:
+            log("handler_error", route=route, error="%s: %s" % (type(e).__name__, e))
+    return call
+
+
 class Link:
     name = ""
 
@@ -93,7 +103,8 @@ class SerialLink(Link):
                 raise LinkError("write %s: %s" % (self.port, e)) from None
 
     def start(self, on_chunk):
-        self.thread = threading.Thread(target=self._run, args=(on_chunk,), name=self.name, daemon=True)
+        self.thread = threading.Thread(target=self._run, args=(guarded(on_chunk, self.log),), name=self.name,
+                                       daemon=True)
         self.thread.start()
 
     def stop(self):
@@ -167,7 +178,8 @@ class UdpLink(Link):
 
     def start(self, on_chunk):
         self.open()
-        self.thread = threading.Thread(target=self._run, args=(on_chunk,), name=self.name, daemon=True)
+        self.thread = threading.Thread(target=self._run, args=(guarded(on_chunk, self.log),), name=self.name,
+                                       daemon=True)
         self.thread.start()
 
     def stop(self):

@@ -155,3 +155,28 @@ def test_counters_object():
     c("frames")
     c("frames", 2)
     assert c.snapshot()["frames"] == 3
+
+
+def test_fuzzed_chunks_never_raise(env):
+    import random
+    rnd = random.Random(7)
+    r = Replies()
+    good = chunk(frame(1))
+    outcomes = set()
+    for i in range(3000):
+        if i % 3 == 0:
+            c = bytes(rnd.randrange(1, 256) for _ in range(rnd.randrange(1, 80)))
+        elif i % 3 == 1:  # a damaged envelope inside a frame with a valid CRC: parser hardening
+            body = bytearray(framing.decode_frame(good))
+            for _ in range(rnd.randrange(1, 4)):
+                body[rnd.randrange(len(body))] = rnd.randrange(256)
+            c = chunk(framing.encode_frame(bytes(body)))
+        else:  # a valid frame with bytes flipped (kept non-zero so it stays one chunk)
+            c = bytearray(good)
+            for _ in range(rnd.randrange(1, 4)):
+                c[rnd.randrange(len(c))] = rnd.randrange(1, 256)
+            c = bytes(c)
+        outcomes.add(env.handle_chunk(c, r))
+    assert outcomes <= {"noise", "bad_crc", "bad_mac", "malformed", "unknown_device", "stored", "duplicates",
+                        "replay"}
+    assert env.count["frames"] == 3000 and {"bad_mac", "malformed", "bad_crc", "noise"} <= outcomes
