@@ -108,14 +108,23 @@ def render(devices: list, status: dict | None, now: float | None = None):
     return Group(t, foot)
 
 
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one clear line and exit code 2, not usage + message
+        print("%s: error: %s" % (self.prog, message), file=sys.stderr)
+        raise SystemExit(2)
+
+
 def main_monitor(argv=None) -> int:
     prog = "consumables monitor"
-    p = argparse.ArgumentParser(prog=prog, description="Live view of the devices behind a bridge.")
+    p = _Parser(prog=prog, description="Live view of the devices behind a bridge.")
     p.add_argument("--db", default=os.environ.get("CONSUMABLES_DB", "bridge.sqlite"),
                    help="bridge database (default ./bridge.sqlite or $CONSUMABLES_DB)")
     p.add_argument("--once", action="store_true", help="print one snapshot and exit")
     p.add_argument("--interval", type=float, default=1.0, help="refresh period in seconds")
-    a = p.parse_args(argv)
+    try:
+        a = p.parse_args(argv)
+    except SystemExit as e:
+        return int(e.code or 0)
     console = Console(width=None if sys.stdout.isatty() else 160)
     try:
         if a.once:

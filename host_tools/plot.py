@@ -91,14 +91,23 @@ def plot(store: Store, device: str, out: str) -> dict:
     return {"points": len(levels), "events": len(events), "empty": empty}
 
 
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one clear line and exit code 2, not usage + message
+        print("%s: error: %s" % (self.prog, message), file=sys.stderr)
+        raise SystemExit(2)
+
+
 def main_plot(argv=None) -> int:
     prog = "consumables plot"
-    p = argparse.ArgumentParser(prog=prog, description="Plot a device's level history and forecast.")
+    p = _Parser(prog=prog, description="Plot a device's level history and forecast.")
     p.add_argument("device")
     p.add_argument("-o", "--output", required=True, help="PNG file to write")
     p.add_argument("--db", default=os.environ.get("CONSUMABLES_DB", "bridge.sqlite"),
                    help="bridge database (default ./bridge.sqlite or $CONSUMABLES_DB)")
-    a = p.parse_args(argv)
+    try:
+        a = p.parse_args(argv)
+    except SystemExit as e:
+        return int(e.code or 0)
     try:
         store = Store(a.db, readonly=True)
         try:

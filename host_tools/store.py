@@ -34,6 +34,7 @@ CREATE TABLE IF NOT EXISTS outbox(
   forwarded_at REAL, last_error TEXT,
   UNIQUE(uplink, device, seq));
 CREATE INDEX IF NOT EXISTS outbox_pending ON outbox(uplink, forwarded, id);
+CREATE INDEX IF NOT EXISTS outbox_queued ON outbox(forwarded, device);
 CREATE TABLE IF NOT EXISTS devices(
   device TEXT PRIMARY KEY, max_seq INTEGER NOT NULL DEFAULT -1,
   down_seq INTEGER NOT NULL DEFAULT 0, last_seen REAL, link TEXT,
