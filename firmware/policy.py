@@ -82,7 +82,8 @@ class Policy:
         if it.get("model"):
             p[5] = it["model"]
         if it.get("refills"):
-            p[8] = list(it["refills"])
+            # board file: [{"sku": ..., "quantity": ...}] (or plain sku texts)
+            p[8] = [r["sku"] if isinstance(r, dict) else r for r in it["refills"]][:16]
         if boot is not None:
             p[10] = boot
         return self.emit(p)

@@ -1,0 +1,230 @@
+"""The agent: sensor -> filters -> estimator -> policy -> outbox -> transport, and back.
+
+Agent(board, prov, root) builds every part from the board file and provisioning and
+restores persisted state from `<root>state/` and `<root>outbox/`:
+  est.json     estimator + usage + timers + downlink seq + wall-clock offset (checkpoint)
+  policy.json  consent, press counter, episode flags (written when they change)
+  config.json  intervals and thresholds from config downlinks
+  boot.json    boot counter
+cycle() is one sample: read, filter, estimate, decide, report, then service().
+service() is the fast part: button, downlinks, one frame out. main.run() loops both.
+"""
+from firmware import clock, filters, geometry, hal, store
+from firmware.compat import const
+from firmware.downlink import Downlink
+from firmware.estimator import Estimator
+from firmware.outbox import Outbox, OutboxFull
+from firmware.policy import Policy
+from firmware.scheduler import Timer, report_period
+from firmware.usage import Usage
+from protocol import cose, framing, messages as M
+
+FW = "0.3.0"
+_FAULT_N = const(5)        # consecutive empty reads before a sensor_fault event
+_DAY = const(86400)
+
+CFG_KEYS = ("sample_s", "report_s", "near_empty_report_s", "lead_time_h", "margin_h", "low_pct")
+
+
+def log(*a):
+    print("[agent]", *a)
+
+
+class Agent:
+    def __init__(self, board, prov, root="/", transport=None, sensor=None, button=None,
+                 verbose=True):
+        self.board = board
+        self.verbose = verbose
+        self.dev = prov["device_id"]
+        self.kid = self.dev.encode()
+        self.key = prov["key_bytes"]
+        sd = root + "state"
+        store.makedirs(sd)
+        self._est_path = sd + "/est.json"
+        self._cfg_path = sd + "/config.json"
+        item = board.get("consumable", {})
+        cap = float(item.get("capacity", 100))
+        if item.get("unit", "%") == "%":
+            cap = 100.0
+        self.capacity = cap
+        # config: board defaults, then what config downlinks stored
+        pw = board.get("power", {})
+        pol = board.get("policy", {})
+        rs = pw.get("report_s", 3600)
+        self.cfg = {"sample_s": pw.get("sample_s", 600), "report_s": rs,
+                    "near_empty_report_s": pol.get("near_empty_report_s", max(1, rs // 4)),
+                    "lead_time_h": pol.get("lead_time_h", 72), "margin_h": pol.get("margin_h", 24),
+                    "low_pct": pol.get("low_pct", 20)}
+        saved = store.load(self._cfg_path)
+        if saved:
+            self.cfg.update(saved)
+        self.deep = pw.get("mode") == "deep_sleep"
+        # the measuring chain
+        if sensor is None:
+            from firmware import sensors
+            sensor = sensors.build(board)
+            if button is None:
+                button = sensors.build_button(board)
+        self.sensor = sensor
+        self.button = button
+        sensor.setup()
+        self.geom = geometry.from_board(board)
+        self.chain = filters.build(board.get("filters", []), cap)
+        # persisted state
+        ck = store.load(self._est_path) or {}
+        self.est = None
+        if ck.get("est"):
+            try:
+                self.est = Estimator.restore(ck["est"])
+            except (ValueError, TypeError, IndexError, KeyError):
+                self.est = None
+        if self.est is None:
+            self.est = Estimator(cap)
+        self.usage = Usage(ck.get("use"))
+        if ck.get("off") is not None:
+            clock.set_offset(ck["off"])
+        mem = board.get("outbox", {})
+        self.outbox = Outbox(root + "outbox", mem.get("max_count", 32), mem.get("max_bytes", 4096),
+                             mem.get("reserve", 8), mem.get("reserve_bytes", 1024),
+                             consent=prov.get("consent", M.CONSENT_ORDER_ONLY))
+        self.policy = Policy(self.dev, item, self.cfg, self._emit, sd + "/policy.json",
+                             prov.get("consent", M.CONSENT_ORDER_ONLY))
+        self.outbox.set_consent(self.policy.consent)
+        self.downlink = Downlink(self.key, sd + "/dl.json", self)
+        if transport is None:
+            from firmware import transport as tr
+            transport = tr.open(prov, board)
+        self.tr = transport
+        self.report = Timer(self.cfg["report_s"], ck.get("rep"))
+        self.sample = Timer(self.cfg["sample_s"])
+        self.fails = 0
+        self.cycles = 0
+        self.last = None        # (remaining, fill_pct, tte) of the last estimate, for logs
+        b = store.load(sd + "/boot.json") or {}
+        self.boot = b.get("n", 0)
+        self.woke = hal.reset_cause() == hal.DEEPSLEEP_RESET
+        if not self.woke:
+            self.boot += 1
+            store.save(sd + "/boot.json", {"n": self.boot})
+            self._try(self.policy.hello, FW, board.get("name", "?"), self.boot)
+        wd = pw.get("wdt_ms", 30000)
+        self.wdt = hal.WDT(0, wd) if wd else None
+
+    # ---- the single entry point of uplink messages ------------------------------
+    def _emit(self, payload):
+        seq = self.outbox.put(payload)   # the outbox checks consent (raises outside it)
+        if self.verbose and seq is not None:
+            log("queued", seq, M.to_named(payload)[0], "n=%d" % len(self.outbox))
+        return seq
+
+    def _try(self, fn, *a):
+        try:
+            return fn(*a)
+        except OutboxFull:
+            if self.verbose:
+                log("outbox full")
+            return None
+
+    # ---- one sample ---------------------------------------------------------------
+    def cycle(self):
+        t = clock.now()
+        self.cycles += 1
+        self.sample.done(t, self.cfg["sample_s"])
+        raw = self.sensor.read()
+        q = self.geom.quantity(raw)
+        v = self.chain.update(q)
+        est = self.est
+        pol = self.policy
+        if raw is None:
+            self.fails += 1
+            if self.fails == _FAULT_N:
+                self._try(pol.sensor, False, 1)
+        elif self.fails:
+            self.fails = 0
+            pol.sensor(True)
+        est.update(t, v, self.chain.quality() if v is not None else 0)
+        rem = est.remaining()
+        tte = est.tte()
+        ep = est.episode
+        fill = None if rem is None else int(rem * 100 / self.capacity + 0.5)
+        if fill is not None and fill > 100:
+            fill = 100
+        self.last = (rem, fill, tte)
+        self.usage.update(est.consumed_total())
+        if est.refilled:
+            self._try(pol.refilled, ep, rem or 0)
+            self._report_usage(t, ep)
+        self._try(pol.assess, ep, None if tte is None else tte[0])
+        if self.usage.due(t, _DAY):
+            self._report_usage(t, ep)
+        if self.report.due(t):
+            self.report.done(t, report_period(self.cfg, fill))
+            if rem is not None and pol.may(M.LEVEL):
+                self._try(self._emit, self._level(rem, fill, tte))
+            self.checkpoint()
+            if self.verbose:
+                log("t=%dh q=%s fill=%s%% tte=%s ep=%d out=%d" % (
+                    t // 3600, None if rem is None else int(rem), fill,
+                    None if tte is None else "%dh" % (tte[0] // 3600), ep, len(self.outbox)))
+        self.service()
+
+    def _level(self, rem, fill, tte):
+        p = {1: int(rem), 2: fill, 6: self.chain.quality()}
+        r = self.est.rate_per_day()
+        if r is not None and r > 0:
+            p[3] = int(r + 0.5)
+        if tte is not None:
+            p[4] = int(tte[0] // 3600)
+            if tte[2] is not None:
+                p[5] = int((tte[2] - tte[1]) // 7200)   # half-width of the band, hours
+        return p
+
+    def _report_usage(self, t, ep):
+        if not self.policy.may(M.USAGE):
+            return
+        self.usage.reported(t)
+        self.checkpoint()           # so the value sent is never taken back by a reboot
+        self._try(self._emit, self.usage.payload(ep))
+
+    def checkpoint(self):
+        store.save(self._est_path, {"est": self.est.state(), "use": self.usage.state(),
+                                    "rep": self.report.at, "off": clock.offset()})
+        self.downlink.checkpoint()
+
+    # ---- the fast part ------------------------------------------------------------
+    def service(self):
+        if self.wdt is not None:
+            self.wdt.feed()
+        b = self.button
+        if b is not None and b.pressed():
+            self._try(self.policy.button)
+        for chunk in self.tr.poll():
+            p = self.downlink.handle(chunk)
+            if self.verbose:
+                log("downlink", M.to_named(p)[0] if p else "refused")
+        due = self.outbox.next_due(clock.ms())
+        if due is not None:
+            seq, data = due
+            self.tr.send(framing.encode_frame(cose.encode(self.key, self.kid, seq, data, cose.AAD_UP)))
+
+    # ---- downlink actions (called by Downlink) --------------------------------------
+    def on_ack(self, seq):
+        self.outbox.ack(seq)
+
+    def on_config(self, p):
+        fields = M.SCHEMA[M.CONFIG][1]
+        for k in p:
+            if k:
+                self.cfg[fields[k][0]] = p[k]
+        store.save(self._cfg_path, self.cfg)
+        self.report.done(clock.now() - self.report.period, self.cfg["report_s"])
+
+    def on_consent(self, level):
+        self.outbox.set_consent(level)   # purge what the new level no longer allows
+        self._try(self.policy.set_consent, level)
+
+    def on_status(self, key, status):
+        self.policy.order_status(key, status)
+
+    def on_time(self, unix):
+        clock.set_wall(unix)

@@ -1,0 +1,56 @@
+"""Boot: `/main.py` calls run(). Reads /board.json (firmware.board.load) and
+/provision.json (firmware.provision.load); on the virtual board also /sim.json (speed,
+seed of the simulated world, written by the virtual board tool). Then loops forever:
+a sample every sample_s (clock.now(), accelerated on the virtual board), the fast part
+(button, downlinks, one frame out) in between; on a deep_sleep board it waits briefly
+for acks, checkpoints and deep-sleeps until the next sample.
+"""
+import gc
+
+from firmware import clock, hal, store
+
+IDLE_MS = 50          # service period between samples (button debounce needs >= 2 polls)
+ACK_WAIT_MS = 3000    # deep sleep: how long to wait for the bridge to ack before sleeping
+
+
+def boot(root="/"):
+    from firmware import board as boardfile, provision
+    b = boardfile.load(root + "board.json")
+    if hal.SIM:
+        sim = store.load(root + "sim.json")
+        if sim:
+            w = dict(b.get("world") or {})
+            w.update(sim)
+            b["world"] = w
+        clock.use_world(hal.world(b))
+    prov = provision.load(root + "provision.json")
+    from firmware.agent import Agent
+    a = Agent(b, prov, root)
+    gc.collect()
+    print("[main] %s on %s, consent %d, boot %d, free %d" % (
+        prov["device_id"], b.get("name"), a.policy.consent, a.boot, gc.mem_free()))
+    return a
+
+
+def _sleep_deep(a):
+    t0 = hal.ticks_ms()
+    while len(a.outbox) and hal.ticks_diff(hal.ticks_ms(), t0) < ACK_WAIT_MS:
+        a.service()
+        hal.sleep_ms(IDLE_MS)
+    a.checkpoint()
+    left = a.sample.left(clock.now())
+    hal.deepsleep(int(left * 1000))
+
+
+def run(root="/"):
+    a = boot(root)
+    while True:
+        if a.sample.due(clock.now()):
+            a.cycle()
+            gc.collect()
+            if a.deep:
+                _sleep_deep(a)
+                continue
+        else:
+            a.service()
+        hal.sleep_ms(IDLE_MS)
