@@ -1,10 +1,10 @@
 """consumables plot: a PNG with level history, forecast band and event markers."""
 import time
 
-from host_tools import codec, registry as reg
+from host_tools import codec
 from host_tools.plot import main_plot
 from host_tools.store import Store
-from test_bridge_support import DEV, KEY, frame, level, make_registry
+from test_bridge_support import DEV, KEY, frame, level
 
 PNG = b"\x89PNG\r\n\x1a\n"
 

@@ -11,7 +11,7 @@ from host_tools.send import UsageError, main_send, parse_command
 from host_tools.store import Store
 from host_tools.uplinks import JsonlUplink
 from protocol import messages
-from test_bridge_support import DEV, KEY, decode_down, frame, make_registry
+from test_bridge_support import DEV, decode_down, frame, make_registry
 
 
 def test_parse_command():
