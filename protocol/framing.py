@@ -12,7 +12,7 @@ MAX_BODY = 512  # bytes of envelope; larger frames are rejected before decoding
 MAX_FRAME = MAX_BODY + 2 + MAX_BODY // 254 + 2  # COBS-encoded body + CRC, no delimiters
 
 
-def crc16(data, crc=0xFFFF):
+def _crc16(data, crc=0xFFFF):
     for b in data:
         crc ^= b << 8
         for _ in range(8):
@@ -21,6 +21,15 @@ def crc16(data, crc=0xFFFF):
             else:
                 crc = (crc << 1) & 0xFFFF
     return crc
+
+
+try:  # CPython: the same CRC in C (binascii.crc_hqx is CRC-16/CCITT with a given init)
+    from binascii import crc_hqx
+
+    def crc16(data, crc=0xFFFF):
+        return crc_hqx(data, crc)
+except ImportError:  # MicroPython has no crc_hqx: the bitwise version above
+    crc16 = _crc16
 
 
 def cobs_encode(data):
