@@ -8,6 +8,9 @@ is not wired to flash/PSRAM or USB, is not a strapping pin (except the button:
 the BOOT button is one), can drive if it must (ESP32 34-39 are input only), is on
 ADC1 for analog (ADC2 is unusable while Wi-Fi runs); no pin used twice; filters,
 geometry (firmware/geometry.validate), consumable, transport, power and memory.
+
+The validator is only needed at boot; a RAM-tight caller can free it (~8 KB) with
+`del sys.modules["firmware.board"]` and `del firmware.board` after load().
 """
 import json
 from firmware import geometry
