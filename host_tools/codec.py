@@ -47,7 +47,7 @@ def parse_envelope(body: bytes):
     hdr = _loads(prot)
     if not isinstance(hdr, dict) or hdr.get(1) != cose.ALG_HMAC_256_64 or set(hdr) != {1, 6}:
         raise AuthError("protected header must be {1: 4, 6: piv} (alg downgrade or extra fields)")
-    if isinstance(hdr.get(1), bool):
+    if type(hdr.get(1)) is not int:  # 4.0 or True compare equal to 4 / 1: pin the type too
         raise AuthError("bad alg")
     if len(tag) != cose.TAG_LEN:
         raise AuthError("MAC tag must be %d bytes" % cose.TAG_LEN)

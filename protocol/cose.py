@@ -110,7 +110,8 @@ def parse(data):
         hdr = cbor.loads(prot)
     except DecodeError:
         raise AuthError("protected header is not CBOR")
-    if not isinstance(hdr, dict) or hdr.get(1) != ALG_HMAC_256_64 or len(hdr) != 2 or 6 not in hdr:
+    if not isinstance(hdr, dict) or hdr.get(1) != ALG_HMAC_256_64 or type(hdr.get(1)) is not int \
+            or len(hdr) != 2 or 6 not in hdr:
         raise AuthError("protected header must be {1: 4, 6: piv} (alg downgrade or extra fields)")
     if len(tag) != TAG_LEN:
         raise AuthError("MAC tag must be %d bytes" % TAG_LEN)
