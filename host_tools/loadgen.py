@@ -537,7 +537,7 @@ def steady(devices=1000, seconds=20.0, interval=10.0, drain=10.0, seed=1, ack_ti
     return st
 
 
-def ramp(devices=1000, start=100.0, factor=1.5, step_s=4.0, budget_s=60.0, drain=3.0, max_p99=1.0,
+def ramp(devices=1000, start=100.0, factor=1.3, step_s=4.0, budget_s=60.0, drain=3.0, max_p99=1.0,
          seed=1, ack_timeout=1.0, workdir=None, log=None):
     """Mode (b): raise the offered rate step by step until a step loses a message, its
     send->ack p99 exceeds `max_p99` s, or the time budget would be exceeded."""
@@ -583,7 +583,7 @@ def main(argv=None) -> int:
     p.add_argument("--interval", type=float, default=10.0, help="steady mode: seconds between a device's reports")
     p.add_argument("--ramp", action="store_true", help="find the highest zero-loss rate (<= --budget s)")
     p.add_argument("--start", type=float, default=100.0, help="ramp: first offered rate (msg/s)")
-    p.add_argument("--factor", type=float, default=1.5, help="ramp: rate multiplier per step")
+    p.add_argument("--factor", type=float, default=1.3, help="ramp: rate multiplier per step")
     p.add_argument("--step", type=float, default=4.0, help="ramp: seconds per step")
     p.add_argument("--budget", type=float, default=60.0, help="ramp: total time bound (s)")
     p.add_argument("--ack-timeout", type=float, default=1.0, help="first resend timeout (s), doubling")
@@ -592,7 +592,8 @@ def main(argv=None) -> int:
     a = p.parse_args(argv)
     if not 1 <= a.devices <= 5000:
         p.error("--devices must be 1..5000")
-    if not 0 < a.seconds <= 600 or not 0 < a.budget <= 600 or a.interval <= 0 or a.factor <= 1:
+    if not 0 < a.seconds <= 600 or not 0 < a.budget <= 600 or not 0 < a.step <= a.budget \
+            or a.interval <= 0 or a.factor <= 1 or a.start <= 0 or a.ack_timeout <= 0:
         p.error("times must be positive and bounded (<= 600 s), --factor > 1")
     if a.ramp:
         out = ramp(a.devices, a.start, a.factor, a.step, a.budget, seed=a.seed, ack_timeout=a.ack_timeout,
