@@ -36,8 +36,11 @@ class UDP:
     def send(self, frame):
         if not self.ready():
             return False
+        s = self.sock
+        if s is None:
+            return False
         try:
-            self.sock.sendto(frame, self.addr)
+            s.sendto(frame, self.addr)
             self.sent += 1
             return True
         except OSError:

@@ -8,7 +8,7 @@ missing access point costs neither a busy loop nor a blocked agent.
 try:
     import network
 except ImportError:
-    network = None
+    network = None  # type: ignore[assignment]  # unix port: no Wi-Fi
 
 from firmware import hal
 
@@ -38,8 +38,10 @@ class WiFi:
         if self.next is not None and hal.ticks_diff(now, self.next) < 0:
             return False
         self.joins += 1
+        wlan = self.wlan
+        assert wlan is not None    # connected() is True without a radio
         try:
-            self.wlan.connect(self.ssid, self.password)
+            wlan.connect(self.ssid, self.password)
         except OSError:
             pass
         # a join takes seconds: check back after the backoff, not by spinning here
