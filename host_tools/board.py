@@ -195,6 +195,7 @@ class VirtualBoard:
         # (after a Ctrl-C: the REPL is coming, hold until its prompt), "ready".
         self._phase = "off"
         self._pending = bytearray()
+        self._unanswered = bytearray()  # written to the port since its last output
         self._boot_at = None         # time of a pending (delayed) boot
         self._boot_cause = PWRON_RESET
         self._sock = None
@@ -357,6 +358,11 @@ class VirtualBoard:
         os.close(self._inner)
         self._inner = None
         self._phase = "off"
+        if code in (EXIT_HARD_RESET, EXIT_DEEPSLEEP):
+            # Bytes the dying process never answered (e.g. mpremote's Ctrl-C, Ctrl-A
+            # right after `reset`) go to the new one instead of being lost.
+            self._pending[:0] = self._unanswered
+        self._unanswered = bytearray()
         if code == 0:  # Ctrl-D: soft reset, as a board does it
             self._emit(b"MPY: soft reboot\r\n")
             if self.raw:  # a board comes back in the raw REPL: ask the new process for it
@@ -393,6 +399,7 @@ class VirtualBoard:
 
     def _from_port(self, data):
         self._emit(data)
+        self._unanswered.clear()
         scan = self._tail + data
         if RAW_BANNER in scan:
             self.raw = True
@@ -433,6 +440,7 @@ class VirtualBoard:
         if out:
             try:
                 os.write(self._inner, out)
+                self._unanswered += out
             except OSError:
                 pass
 

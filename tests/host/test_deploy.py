@@ -1,0 +1,196 @@
+"""consumables deploy against the virtual board, through mpremote's serial transport."""
+import errno
+import json
+import os
+import shutil
+import stat
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import serial
+
+from host_tools import deploy as dp
+from host_tools.board import VirtualBoard
+
+ROOT = Path(__file__).resolve().parents[2]
+KEY = "0123456789abcdef" * 4
+
+
+def wait_for(pred, timeout=5.0):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end and not pred():
+        time.sleep(0.05)
+    return pred()
+
+
+def make_tree(root):
+    """A small stand-in for firmware/ + protocol/, so these tests do not wait on others' code."""
+    files = {
+        "firmware/__init__.py": "",
+        "firmware/main.py": "from protocol import p\nfrom firmware.sensors import s\n"
+                            "def run():\n    open('/ran.txt', 'w').write(p.NAME + s.NAME)\n",
+        "firmware/sensors/__init__.py": "",
+        "firmware/sensors/s.py": "NAME = 'sensor'\n",
+        "protocol/__init__.py": "",
+        "protocol/p.py": "NAME = 'proto-'\n",
+        "boards/testboard.json": '{"name": "testboard", "sensor": "sim"}',
+    }
+    for rel, text in files.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(text)
+    return root
+
+
+@pytest.fixture
+def board(tmp_path):
+    with VirtualBoard(tmp_path / "pty", tmp_path / "flash") as b:
+        yield b
+
+
+@pytest.fixture
+def src(tmp_path):
+    return make_tree(tmp_path / "src")
+
+
+def run(capsys, *args):
+    code = dp.main_deploy(list(map(str, args)))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def args(board, src, tmp_path, **kw):
+    a = {"--port": board.pty_path, "--board": "testboard", "--device-id": "dev-1", "--key": KEY,
+         "--registry": tmp_path / "reg.json", "--src": src}
+    a.update(kw)
+    return [x for kv in a.items() for x in kv]
+
+
+def test_full_then_incremental_deploy(board, src, tmp_path, capsys):
+    flash = tmp_path / "flash"
+    code, out, err = run(capsys, *args(board, src, tmp_path))
+    assert code == 0, err
+    assert "copied 9 of 9 files" in out and KEY not in out + err
+    assert (flash / "firmware/sensors/s.mpy").exists() and not (flash / "firmware/main.py").exists()
+    assert (flash / "main.py").read_text() == "from firmware import main\nmain.run()\n"
+    assert json.loads((flash / "board.json").read_text())["name"] == "testboard"
+    assert json.loads((flash / "provision.json").read_text()) == {"device_id": "dev-1", "key": KEY,
+                                                                 "board": "testboard"}
+    # After the reset main.py imports the compiled packages and runs.
+    ran = flash / "ran.txt"
+    assert wait_for(lambda: ran.exists() and ran.read_text() == "proto-sensor")
+
+    reg = tmp_path / "reg.json"
+    assert stat.S_IMODE(reg.stat().st_mode) == 0o600
+    assert json.loads(reg.read_text()) == {"devices": {"dev-1": {
+        "key": KEY, "board": "testboard", "port": str(board.pty_path)}}}
+
+    code, out, _ = run(capsys, *args(board, src, tmp_path))
+    assert code == 0 and "copied 0 of 9 files" in out
+
+    # One source edited, one file deleted on the device, one module removed from the tree.
+    (src / "protocol/p.py").write_text("NAME = 'proto2-'\n")
+    (flash / "firmware/sensors/__init__.mpy").unlink()
+    (src / "firmware/sensors/s.py").unlink()
+    (src / "firmware/sensors/t.py").write_text("NAME = 't'\n")
+    code, out, err = run(capsys, *args(board, src, tmp_path))
+    assert code == 0, err
+    assert "copied 3 of 9 files" in out and "removed 1" in out
+    assert not (flash / "firmware/sensors/s.mpy").exists()
+
+
+def test_real_repository_tree(board, tmp_path, capsys):
+    src = tmp_path / "repo"
+    for pkg in ("firmware", "protocol"):
+        shutil.copytree(ROOT / pkg, src / pkg, ignore=shutil.ignore_patterns("__pycache__"))
+    boards = sorted((ROOT / "boards").glob("*.json"))
+    name = boards[0].stem if boards else "tmpboard"
+    if not boards:
+        (src / "boards").mkdir()
+        (src / "boards/tmpboard.json").write_text('{"name": "tmpboard"}')
+    try:
+        dp.build(src, tmp_path / "cache")
+    except dp.DeployError as e:
+        pytest.skip("repository tree does not compile yet: %s" % e)
+    code, out, err = run(capsys, "--port", board.pty_path, "--board", name, "--device-id", "real",
+                         "--key", KEY, "--registry", tmp_path / "reg.json", "--src", src, "--no-reset")
+    assert code == 0, err
+    assert (tmp_path / "flash/protocol/__init__.mpy").exists()
+
+
+@pytest.mark.parametrize("dev_id,key,what", [
+    ("Bad_ID", KEY, "bad device id"),
+    ("toolongid", KEY, "bad device id"),
+    ("", KEY, "bad device id"),
+    ("ok", KEY[:-2], "bad key"),
+    ("ok", KEY[:-1] + "g", "bad key"),
+])
+def test_bad_id_or_key(tmp_path, capsys, dev_id, key, what):
+    code, out, err = run(capsys, "--port", "/nonexistent", "--board", "x", "--device-id", dev_id,
+                         "--key", key, "--registry", tmp_path / "reg.json")
+    assert code == 2 and err.startswith("error: " + what) and "Traceback" not in err
+    assert key not in out + err
+    assert not (tmp_path / "reg.json").exists()
+
+
+def test_no_such_port(src, tmp_path, capsys):
+    code, _, err = run(capsys, "--port", tmp_path / "ttyNOPE", "--board", "testboard", "--device-id", "a",
+                       "--key", KEY, "--registry", tmp_path / "reg.json", "--src", src)
+    assert code == 2 and err == "error: no such port: %s\n" % (tmp_path / "ttyNOPE")
+
+
+def test_unknown_board(board, src, tmp_path, capsys):
+    code, _, err = run(capsys, *args(board, src, tmp_path, **{"--board": "nope"}))
+    assert code == 2 and "no board 'nope'" in err and "testboard" in err
+
+
+def test_port_busy(board, src, tmp_path, capsys):
+    with serial.Serial(str(board.pty_path), exclusive=True):  # what mpremote holds while connected
+        code, _, err = run(capsys, *args(board, src, tmp_path))
+    assert code == 2 and err.startswith("error: port busy")
+
+
+def test_not_micropython(src, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(dp, "CONNECT_TIMEOUT", 1)
+    master, slave = os.openpty()
+    cat = subprocess.Popen(["cat"], stdin=slave, stdout=slave)  # echoes, never answers
+    try:
+        code, _, err = run(capsys, "--port", os.ttyname(slave), "--board", "testboard", "--device-id", "a",
+                           "--key", KEY, "--registry", tmp_path / "reg.json", "--src", src)
+    finally:
+        cat.kill()
+        cat.wait()
+        os.close(master)
+        os.close(slave)
+    assert code == 2 and "is not a MicroPython device" in err and "Traceback" not in err
+
+
+def test_mpy_version_mismatch(board, src, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(dp, "mpy_cross_version", lambda: (5, 0))
+    code, _, err = run(capsys, *args(board, src, tmp_path))
+    assert code == 2 and "device runs mpy v6, mpy-cross emits v5.0" in err
+    assert not (tmp_path / "flash/main.py").exists()
+
+
+def test_full_filesystem_precheck(board, src, tmp_path, capsys, monkeypatch):
+    # The unix port reports the host's disk; a tiny free space stands in for a full flash.
+    monkeypatch.setattr(dp, "free_bytes", lambda t: (1000, 512))
+    code, _, err = run(capsys, *args(board, src, tmp_path))
+    assert code == 2 and "device filesystem full: need" in err
+    assert not (tmp_path / "flash/main.py").exists() and not (tmp_path / "reg.json").exists()
+
+
+def test_enospc_while_copying(board, src, tmp_path, capsys, monkeypatch):
+    from mpremote.transport import TransportExecError
+    from mpremote.transport_serial import SerialTransport
+
+    real_exec = SerialTransport.exec
+
+    def exec_(self, code, *a, **kw):  # the device's answer when its flash is full
+        if code.startswith("w(d("):
+            raise TransportExecError(1, "Traceback (most recent call last):\nOSError: [Errno 28] ENOSPC\n")
+        return real_exec(self, code, *a, **kw)
+    monkeypatch.setattr(SerialTransport, "exec", exec_)
+    code, _, err = run(capsys, *args(board, src, tmp_path))
+    assert code == 2 and err.startswith("error: device filesystem full while writing")
