@@ -343,8 +343,10 @@ def deploy(port, board, device_id, key, registry=None, src=None, cache=None, log
         if changed or stale:
             remove(t, [MANIFEST] + stale)
             mkdirs(t, changed)
+        done = 0
         for i, p in enumerate(changed, 1):
-            log("  [%d/%d] %s (%d bytes)" % (i, len(changed), p, len(files[p])))
+            done += len(files[p])
+            log("  [%d/%d] %s (%d bytes, %d/%d)" % (i, len(changed), p, len(files[p]), done, total))
             write_file(t, p, files[p])
         remove(t, shadows)
         if changed or stale or manifest != wanted:
