@@ -138,14 +138,18 @@ def micropython_bin():
 
 
 def _set_inner_termios(fd):
-    """Raw (no OPOST, no echo, no canon) but with ISIG so Ctrl-C raises KeyboardInterrupt."""
+    """Raw (no OPOST, no echo, no canon, no ISIG).
+
+    The kernel must not turn a 0x03 byte into SIGINT: downlink frames from the bridge
+    carry arbitrary non-zero bytes, 0x03 among them, and would interrupt main.py. The
+    relay sends SIGINT itself for a Ctrl-C that arrives outside a frame (see _pump).
+    """
     attrs = termios.tcgetattr(fd)
     iflag, oflag, cflag, lflag, ispeed, ospeed, cc = attrs
     iflag &= ~(termios.IGNBRK | termios.BRKINT | termios.PARMRK | termios.ISTRIP
                | termios.INLCR | termios.IGNCR | termios.ICRNL | termios.IXON)
     oflag &= ~termios.OPOST
-    lflag &= ~(termios.ECHO | termios.ECHONL | termios.ICANON | termios.IEXTEN)
-    lflag |= termios.ISIG
+    lflag &= ~(termios.ECHO | termios.ECHONL | termios.ICANON | termios.IEXTEN | termios.ISIG)
     cflag = (cflag & ~(termios.CSIZE | termios.PARENB)) | termios.CS8
     cc = list(cc)
     cc[termios.VMIN] = 1
@@ -194,6 +198,7 @@ class VirtualBoard:
         # (main.py: bytes pass, e.g. for a serial transport), "interrupted"
         # (after a Ctrl-C: the REPL is coming, hold until its prompt), "ready".
         self._phase = "off"
+        self._in_frame, self._frame_len, self._scanned = False, 0, 0
         self._pending = bytearray()
         self._unanswered = bytearray()  # written to the port since its last output
         self._boot_at = None         # time of a pending (delayed) boot
@@ -330,6 +335,7 @@ class VirtualBoard:
         self._tail = b""
         self._ready.clear()
         self._phase = "booting"
+        self._in_frame, self._frame_len, self._scanned = False, 0, 0
         self.boots += 1
         self._boot_at = None
 
@@ -426,11 +432,21 @@ class VirtualBoard:
         if self._inner is None or self._phase in ("off", "booting"):
             return
         if self._phase == "running":
-            i = self._pending.rfind(b"\x03")
+            i = self._ctrl_c_outside_frame()
             if i >= 0:  # bytes before the Ctrl-C went to the busy program
-                out, rest = bytes(self._pending[:i + 1]), self._pending[i + 1:]
+                out, rest = bytes(self._pending[:i]), self._pending[i + 1:]
                 self._pending = bytearray(rest)
                 self._phase = "interrupted"
+                if out:
+                    try:
+                        os.write(self._inner, out)
+                    except OSError:
+                        pass
+                    out = b""
+                try:  # what the kernel would do with ISIG, but only for a real Ctrl-C
+                    os.kill(self._proc.pid, signal.SIGINT)
+                except (OSError, AttributeError):
+                    pass
             else:
                 out, self._pending = bytes(self._pending), bytearray()
         elif self._phase == "ready":
@@ -443,6 +459,31 @@ class VirtualBoard:
                 self._unanswered += out
             except OSError:
                 pass
+
+    def _ctrl_c_outside_frame(self):
+        """Index of the first 0x03 in the pending input that is not inside a frame, or -1.
+
+        Frames are 00 | COBS | 00: the first 0x00 opens one, the next 0x00 after at
+        least one byte closes it (00 00 keeps it open: an empty chunk then a start).
+        Scanned bytes are remembered, so the state carries across reads.
+        """
+        in_frame, n = self._in_frame, self._frame_len
+        pos = self._scanned
+        for i in range(pos, len(self._pending)):
+            b = self._pending[i]
+            if b == 0:
+                if in_frame and n:
+                    in_frame, n = False, 0
+                else:
+                    in_frame, n = True, 0
+            elif in_frame:
+                n += 1
+            elif b == 3:
+                self._in_frame, self._frame_len, self._scanned = in_frame, n, 0
+                return i
+        self._in_frame, self._frame_len = in_frame, n
+        self._scanned = 0
+        return -1
 
     def _serve_ctl(self):
         conn, _ = self._sock.accept()
