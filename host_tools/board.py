@@ -337,6 +337,7 @@ class VirtualBoard:
         self._phase = "booting"
         self._in_frame, self._frame_len, self._scanned = False, 0, 0
         self.boots += 1
+        self._cause = cause
         self._boot_at = None
 
     def _kill(self):
@@ -364,7 +365,7 @@ class VirtualBoard:
         os.close(self._inner)
         self._inner = None
         self._phase = "off"
-        if code in (EXIT_HARD_RESET, EXIT_DEEPSLEEP):
+        if code in (EXIT_HARD_RESET, EXIT_DEEPSLEEP, -signal.SIGINT):
             # Bytes the dying process never answered (e.g. mpremote's Ctrl-C, Ctrl-A
             # right after `reset`) go to the new one instead of being lost.
             self._pending[:0] = self._unanswered
@@ -379,7 +380,7 @@ class VirtualBoard:
             # at its default; a board would just show the REPL, so come back quietly.
             if self.raw:
                 self._pending[:0] = b"\x01"
-            self._spawn(SOFT_RESET, run_main=False)
+            self._spawn(self._cause, run_main=False)  # not a reset the firmware should see
         elif code == EXIT_DEEPSLEEP:
             self.raw = False
             self._spawn(DEEPSLEEP_RESET, run_main=True)
@@ -443,10 +444,15 @@ class VirtualBoard:
                     except OSError:
                         pass
                     out = b""
-                try:  # what the kernel would do with ISIG, but only for a real Ctrl-C
-                    os.kill(self._proc.pid, signal.SIGINT)
-                except (OSError, AttributeError):
-                    pass
+                if self._repl_reading():
+                    # The REPL is waiting for a line: it takes Ctrl-C as a byte, and a
+                    # SIGINT now would kill the port (its handler is off between runs).
+                    out = b"\x03"
+                else:
+                    try:  # what the kernel would do with ISIG, but only for a real Ctrl-C
+                        os.kill(self._proc.pid, signal.SIGINT)
+                    except (OSError, AttributeError):
+                        pass
             else:
                 out, self._pending = bytes(self._pending), bytearray()
         elif self._phase == "ready":
@@ -459,6 +465,14 @@ class VirtualBoard:
                 self._unanswered += out
             except OSError:
                 pass
+
+    def _repl_reading(self):
+        # The unix port sets c_lflag to 0 only while its REPL reads input (the master
+        # side of a pty reports the slave's termios).
+        try:
+            return termios.tcgetattr(self._inner)[3] == 0
+        except (termios.error, TypeError):
+            return False
 
     def _ctrl_c_outside_frame(self):
         """Index of the first 0x03 in the pending input that is not inside a frame, or -1.
