@@ -301,7 +301,26 @@ def _round(n, block):
 
 
 # ---- the whole deploy ------------------------------------------------------------
-def deploy(port, board, device_id, key, registry=None, src=None, cache=None, log=print, reset=True):
+def provision(device_id, key, board, consent=1, udp=None, wifi=None):
+    """The /provision.json record (see firmware/provision.py)."""
+    if not isinstance(consent, int) or not 0 <= consent <= 4:
+        raise DeployError("consent must be 0..4 (none, order-only, reminders, automatic, full)")
+    p = {"device_id": device_id, "key": key, "board": board, "consent": consent}
+    if udp:
+        host, _, port = udp.rpartition(":")
+        if not host or not port.isdigit():
+            raise DeployError("--udp must be HOST:PORT")
+        p["transport"] = {"type": "udp", "host": host, "port": int(port)}
+    else:
+        p["transport"] = {"type": "serial"}
+    if wifi:
+        ssid, _, password = wifi.partition(":")
+        p["wifi"] = {"ssid": ssid, "password": password}
+    return json.dumps(p, sort_keys=True).encode()
+
+
+def deploy(port, board, device_id, key, registry=None, src=None, cache=None, log=print, reset=True,
+           consent=1, udp=None, wifi=None):
     """Deploy and provision one device. Returns a dict of figures for callers and tests."""
     t0 = time.monotonic()
     device_id = validate_device_id(device_id)
@@ -322,8 +341,7 @@ def deploy(port, board, device_id, key, registry=None, src=None, cache=None, log
         files = build(src, cache / ("mpy%d" % cross[0]))
         files["/main.py"] = MAIN_PY
         files["/board.json"] = board_path.read_bytes()
-        files["/provision.json"] = json.dumps(
-            {"device_id": device_id, "key": key, "board": board}, sort_keys=True).encode()
+        files["/provision.json"] = provision(device_id, key, board, consent, udp, wifi)
         wanted = {p: hashlib.sha256(d).hexdigest() for p, d in files.items()}
 
         manifest, sizes = device_state(t, wanted)
@@ -381,10 +399,17 @@ def main_deploy(argv=None):
                                       "~/.config/smart-consumables/registry.json)")
     p.add_argument("--src", help="tree holding firmware/ and protocol/ (default: this repository)")
     p.add_argument("--no-reset", action="store_true", help="leave the board running after copying")
+    p.add_argument("--consent", type=int, default=1, choices=range(5), metavar="0-4",
+                   help="the customer's consent level: 0 none, 1 order-only (default), 2 reminders, "
+                        "3 automatic, 4 full telemetry")
+    p.add_argument("--udp", metavar="HOST:PORT", help="send over Wi-Fi/UDP to the bridge at HOST:PORT "
+                                                       "(default: frames on the serial line)")
+    p.add_argument("--wifi", metavar="SSID:PASSWORD", help="Wi-Fi credentials for --udp on an ESP32")
     a = p.parse_args(argv)
     try:
         deploy(a.port, a.board, a.device_id, a.key, registry=a.registry, src=a.src,
-               reset=not a.no_reset, log=lambda m: print(m, flush=True))
+               reset=not a.no_reset, log=lambda m: print(m, flush=True), consent=a.consent,
+               udp=a.udp, wifi=a.wifi)
     except DeployError as e:
         print("error: %s" % e, file=sys.stderr)
         return 2
