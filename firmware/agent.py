@@ -23,6 +23,7 @@ FW = "0.3.0"
 _FAULT_N = const(5)        # consecutive empty reads before a sensor_fault event
 _DAY = const(86400)
 
+# the config downlink's keys 1..6, in order (protocol/schema.py names them the same)
 CFG_KEYS = ("sample_s", "report_s", "near_empty_report_s", "lead_time_h", "margin_h", "low_pct")
 
 
@@ -114,7 +115,7 @@ class Agent:
     def _emit(self, payload):
         seq = self.outbox.put(payload)   # the outbox checks consent (raises outside it)
         if self.verbose and seq is not None:
-            log("queued", seq, M.to_named(payload)[0], "n=%d" % len(self.outbox))
+            log("queued", seq, "type", payload.get(0, M.LEVEL), "n=%d" % len(self.outbox))
         return seq
 
     def _try(self, fn, *a):
@@ -201,7 +202,7 @@ class Agent:
         for chunk in self.tr.poll():
             p = self.downlink.handle(chunk)
             if self.verbose:
-                log("downlink", M.to_named(p)[0] if p else "refused")
+                log("downlink", p[0] if p else "refused")
         due = self.outbox.next_due(clock.ms())
         if due is not None:
             seq, data = due
@@ -212,10 +213,9 @@ class Agent:
         self.outbox.ack(seq)
 
     def on_config(self, p):
-        fields = M.SCHEMA[M.CONFIG][1]
         for k in p:
             if k:
-                self.cfg[fields[k][0]] = p[k]
+                self.cfg[CFG_KEYS[k - 1]] = p[k]
         store.save(self._cfg_path, self.cfg)
         self.report.done(clock.now() - self.report.period, self.cfg["report_s"])
 

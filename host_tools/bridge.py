@@ -29,7 +29,7 @@ from host_tools.links import LinkError, SerialLink, UdpLink
 from host_tools.registry import Registry, RegistryError, registry_path
 from host_tools.store import Store, StoreError, status_path
 from host_tools.uplinks import Forwarder, make_uplink
-from protocol import framing, messages
+from protocol import framing, messages, schema
 from protocol.errors import AuthError, DecodeError, FrameError
 
 COUNTERS = ("frames", "noise", "bad_crc", "bad_mac", "malformed", "unknown_device", "replay",
@@ -94,7 +94,7 @@ def command_payload(name: str, fields: dict) -> dict:
     """Named command -> wire payload; `time` without unix gets the time of delivery."""
     if name == "time" and "unix" not in fields:
         fields = dict(fields, unix=int(time.time()))
-    return messages.from_named(name, fields)
+    return schema.from_named(name, fields)
 
 
 class BridgeCore:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, fields as dc_fields
 
 import cbor2
 
-from protocol import cose, framing, messages
+from protocol import cose, framing, messages, schema
 from protocol.errors import AuthError, DecodeError, ProtocolError
 
 __all__ = ["decode_body", "decode_chunk", "encode_downlink", "Message", "TYPES", "ProtocolError"]
@@ -101,7 +101,7 @@ class Message:
         d = {"device": self.device, "seq": self.seq, "type": self.type}
         d.update(self.fields())
         if self.type == "event":
-            d["kind_name"] = messages.EVENT_NAMES.get(self.kind, str(self.kind))
+            d["kind_name"] = schema.EVENT_NAMES.get(self.kind, str(self.kind))
         return d
 
 
@@ -144,7 +144,7 @@ class Event(Message):
 
     @property
     def kind_name(self) -> str:
-        return messages.EVENT_NAMES.get(self.kind, str(self.kind))
+        return schema.EVENT_NAMES.get(self.kind, str(self.kind))
 
 
 @dataclass
@@ -157,7 +157,7 @@ TYPES = {"hello": Hello, "level": Level, "event": Event, "usage": Usage}
 
 
 def make_message(device: str, seq: int, t: int, payload: dict) -> Message:
-    name, named = messages.to_named(payload)
+    name, named = schema.to_named(payload)
     cls = TYPES.get(name)
     if cls is None:  # downlink types seen on the host (tests, tools): keep them generic
         m = Message(device, seq, name)

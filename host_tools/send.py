@@ -18,7 +18,7 @@ import sys
 
 from host_tools.registry import RegistryError, load, registry_path
 from host_tools.store import Store, StoreError
-from protocol import messages
+from protocol import messages, schema
 from protocol.errors import DecodeError
 
 COMMANDS = ("config", "consent", "order-status", "time")
@@ -39,7 +39,7 @@ def parse_command(cmd: str, args: list[str]) -> tuple[str, dict]:
     """('config', ['report_s=60']) -> ('config', {'report_s': 60}), validated against the schema."""
     if cmd == "config":
         if not args:
-            keys = ", ".join(f[0] for f in messages.SCHEMA[messages.CONFIG][1].values())
+            keys = ", ".join(f[0] for f in schema.SCHEMA[messages.CONFIG][1].values())
             raise UsageError("config needs key=value pairs (keys: %s)" % keys)
         fields = {}
         for a in args:
@@ -56,8 +56,8 @@ def parse_command(cmd: str, args: list[str]) -> tuple[str, dict]:
         name, fields = "consent", {"level": v}
     elif cmd == "order-status":
         if len(args) != 2:
-            raise UsageError("order-status takes KEY STATUS (%s)" % "|".join(messages.STATUS_NAMES.values()))
-        by_name = {v: k for k, v in messages.STATUS_NAMES.items()}
+            raise UsageError("order-status takes KEY STATUS (%s)" % "|".join(schema.STATUS_NAMES.values()))
+        by_name = {v: k for k, v in schema.STATUS_NAMES.items()}
         st = by_name[args[1]] if args[1] in by_name else _int(args[1], "STATUS")
         name, fields = "order_status", {"key": args[0], "status": st}
     elif cmd == "time":
@@ -70,7 +70,7 @@ def parse_command(cmd: str, args: list[str]) -> tuple[str, dict]:
     if name == "time" and "unix" not in check:
         check["unix"] = 0  # filled in at delivery
     try:
-        messages.from_named(name, check)
+        schema.from_named(name, check)
     except DecodeError as e:
         raise UsageError(str(e)) from None
     return name, fields

@@ -26,7 +26,7 @@ import urllib.request
 
 import cbor2
 
-from protocol import messages
+from protocol import messages, schema
 from protocol.errors import ProtocolError
 
 
@@ -220,7 +220,7 @@ class MqttUplink(Uplink):
     """QoS 1 publishes to PREFIX/DEVICE/TYPE; a record counts once its PUBACK arrived.
 
     Subscribes PREFIX/+/cmd: JSON {"type": "config", "report_s": 60} becomes a queued
-    downlink command (validated with protocol.messages.from_named by the bridge).
+    downlink command (validated with protocol.schema.from_named by the bridge).
     """
 
     def __init__(self, url: str, timeout: float = 10.0):
@@ -275,7 +275,7 @@ class MqttUplink(Uplink):
             if not isinstance(doc, dict) or not isinstance(doc.get("type"), str):
                 raise ValueError("command must be a JSON object with a type")
             fields = {k: v for k, v in doc.items() if k != "type"}
-            messages.from_named(doc["type"], fields)  # validate before queueing
+            schema.from_named(doc["type"], fields)  # validate before queueing
         except (ValueError, ProtocolError) as e:
             if cb:
                 cb(device, None, {"error": str(e)})

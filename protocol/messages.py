@@ -51,68 +51,34 @@ CONSENT_NAMES = ("none", "order-only", "reminders", "automatic", "full")
 
 U = 0x1FFFFFFFFFFFFF  # sanity cap for counters (2**53-1: exact in JSON and doubles)
 
-# type -> (name, {key: (field name, kind, lo, hi, required)})
-# kinds: "u" uint in [lo, hi], "t" text of at most hi bytes, "ts" list of texts
-SCHEMA = {
-    HELLO: ("hello", {
-        1: ("proto", "u", 1, 255, True),
-        2: ("fw", "t", 0, 32, True),
-        3: ("board", "t", 0, 32, True),
-        4: ("sku", "t", 0, 32, True),
-        5: ("model", "t", 0, 48, False),
-        6: ("capacity", "u", 1, U, True),
-        7: ("unit", "u", 0, len(UNITS) - 1, True),
-        8: ("refills", "ts", 0, 32, False),
-        9: ("consent", "u", 0, 4, True),
-        10: ("boot", "u", 0, U, False),
-    }),
-    LEVEL: ("level", {
-        1: ("remaining", "u", 0, U, True),
-        2: ("fill_pct", "u", 0, 100, True),
-        3: ("rate_per_day", "u", 0, U, False),
-        4: ("tte_h", "u", 0, U, False),
-        5: ("tte_err_h", "u", 0, U, False),
-        6: ("quality", "u", 0, 10, True),
-        7: ("battery_pct", "u", 0, 100, False),
-    }),
-    EVENT: ("event", {
-        1: ("kind", "u", 1, 5, True),
-        2: ("episode", "u", 0, U, True),
-        3: ("key", "t", 0, 40, False),
-        4: ("value", "u", 0, U, False),
-        5: ("trigger", "u", 0, 1, False),
-    }),
-    USAGE: ("usage", {
-        1: ("consumed_milli", "u", 0, U, True),
-        2: ("episode", "u", 0, U, True),
-    }),
-    ACK: ("ack", {
-        1: ("seq", "u", 0, (1 << 40) - 1, True),
-    }),
-    CONFIG: ("config", {
-        1: ("sample_s", "u", 1, 86400, False),
-        2: ("report_s", "u", 1, 7 * 86400, False),
-        3: ("near_empty_report_s", "u", 1, 7 * 86400, False),
-        4: ("lead_time_h", "u", 0, 24 * 90, False),
-        5: ("margin_h", "u", 0, 24 * 30, False),
-        6: ("low_pct", "u", 0, 100, False),
-    }),
-    CONSENT: ("consent", {
-        1: ("level", "u", 0, 4, True),
-    }),
-    ORDER_STATUS: ("order_status", {
-        1: ("key", "t", 1, 40, True),
-        2: ("status", "u", 1, 4, True),
-    }),
-    TIME: ("time", {
-        1: ("unix", "u", 0, U, True),
-    }),
+# The schema both sides check, compact enough for the device's RAM (the field names,
+# to_named/from_named and the name tables are host conveniences in protocol/schema.py).
+# type -> bytes, 4 per field: key, kind | _REQ, lo, hi; kinds: 0 uint in [lo, hi],
+# 1 text of lo..hi chars, 2 list of at most 16 texts of at most hi chars. A hi byte >= 0xF0
+# indexes _HI. Keys of a type are 1..n in order (schema.py names them by position).
+_REQ = 4
+_HI = (U, (1 << 40) - 1, 86400, 7 * 86400, 24 * 90, 24 * 30, 255)
+FIELDS = {
+    HELLO: b"\x01\x04\x01\xf6\x02\x05\x00\x20\x03\x05\x00\x20\x04\x05\x00\x20\x05\x01\x00\x30"
+           b"\x06\x04\x01\xf0\x07\x04\x00\x03\x08\x02\x00\x20\x09\x04\x00\x04\x0a\x00\x00\xf0",
+    LEVEL: b"\x01\x04\x00\xf0\x02\x04\x00\x64\x03\x00\x00\xf0\x04\x00\x00\xf0\x05\x00\x00\xf0"
+           b"\x06\x04\x00\x0a\x07\x00\x00\x64",
+    EVENT: b"\x01\x04\x01\x05\x02\x04\x00\xf0\x03\x01\x00\x28\x04\x00\x00\xf0\x05\x00\x00\x01",
+    USAGE: b"\x01\x04\x00\xf0\x02\x04\x00\xf0",
+    ACK: b"\x01\x04\x00\xf1",
+    CONFIG: b"\x01\x00\x01\xf2\x02\x00\x01\xf3\x03\x00\x01\xf3\x04\x00\x00\xf4\x05\x00\x00\xf5"
+            b"\x06\x00\x00\x64",
+    CONSENT: b"\x01\x04\x00\x04",
+    ORDER_STATUS: b"\x01\x05\x01\x28\x02\x04\x01\x04",
+    TIME: b"\x01\x04\x00\xf0",
 }
 
-EVENT_NAMES = {EV_LOW_SOON: "low_soon", EV_ORDER_REQUEST: "order_request", EV_REFILL: "refill_detected",
-               EV_SENSOR_FAULT: "sensor_fault", EV_CONSENT_CHANGED: "consent_changed"}
-STATUS_NAMES = {ST_PLACED: "placed", ST_SHIPPED: "shipped", ST_CANCELLED: "cancelled", ST_DELIVERED: "delivered"}
-TYPE_BY_NAME = {v[0]: k for k, v in SCHEMA.items()}
+
+def field(spec, i):
+    """Field i of a FIELDS entry -> (key, kind, lo, hi, required)."""
+    j = 4 * i
+    h = spec[j + 3]
+    return spec[j], spec[j + 1] & 3, spec[j + 2], _HI[h - 0xF0] if h >= 0xF0 else h, spec[j + 1] >= _REQ
 
 
 def msg_type(payload):
@@ -128,55 +94,29 @@ def validate(payload, allowed=None):
         raise DecodeError("message type must be an integer")
     if 0 in payload and t == LEVEL:
         raise DecodeError("level must omit key 0")
-    if t not in SCHEMA or (allowed is not None and t not in allowed):
+    spec = FIELDS.get(t)
+    if spec is None or (allowed is not None and t not in allowed):
         raise DecodeError("unexpected message type %r" % (t,))
-    fields = SCHEMA[t][1]
+    n = len(spec) // 4
     for k in payload:
-        if k != 0 and k not in fields:
-            raise DecodeError("%s: unknown key %r" % (SCHEMA[t][0], k))
-    for k in fields:
-        name, kind, lo, hi, required = fields[k]
+        if k != 0 and not (isinstance(k, int) and not isinstance(k, bool) and 1 <= k <= n):
+            raise DecodeError("type %d: unknown key %r" % (t, k))
+    for i in range(n):
+        k, kind, lo, hi, required = field(spec, i)
         if k not in payload:
             if required:
-                raise DecodeError("%s: missing %s" % (SCHEMA[t][0], name))
+                raise DecodeError("type %d: missing key %d" % (t, k))
             continue
         v = payload[k]
-        if kind == "u":
+        if kind == 0:
             if not isinstance(v, int) or isinstance(v, bool) or v < lo or v > hi:
-                raise DecodeError("%s: %s must be an integer in %d..%d" % (SCHEMA[t][0], name, lo, hi))
-        elif kind == "t":
+                raise DecodeError("type %d: key %d must be an integer in %d..%d" % (t, k, lo, hi))
+        elif kind == 1:
             if not isinstance(v, str) or len(v) > hi or len(v) < lo:
-                raise DecodeError("%s: %s must be text of %d..%d chars" % (SCHEMA[t][0], name, lo, hi))
-        else:
-            if not isinstance(v, (list, tuple)) or len(v) > 16 or not all(isinstance(x, str) and len(x) <= hi for x in v):
-                raise DecodeError("%s: %s must be a list of short texts" % (SCHEMA[t][0], name))
+                raise DecodeError("type %d: key %d must be text of %d..%d chars" % (t, k, lo, hi))
+        elif not isinstance(v, (list, tuple)) or len(v) > 16 or not all(isinstance(x, str) and len(x) <= hi for x in v):
+            raise DecodeError("type %d: key %d must be a list of short texts" % (t, k))
     return t
-
-
-def to_named(payload):
-    """{0: 3, 1: 2, ...} -> ("event", {"kind": 2, ...}) for logs, JSON and the monitor."""
-    t = payload.get(0, LEVEL)
-    name, fields = SCHEMA[t]
-    out = {}
-    for k in payload:
-        if k != 0:
-            out[fields[k][0]] = payload[k]
-    return name, out
-
-
-def from_named(name, fields):
-    """("config", {"report_s": 60}) -> {0: 17, 2: 60}; raises DecodeError on unknown names."""
-    if name not in TYPE_BY_NAME:
-        raise DecodeError("unknown message type %r" % (name,))
-    t = TYPE_BY_NAME[name]
-    keys = {v[0]: k for k, v in SCHEMA[t][1].items()}
-    out = {} if t == LEVEL else {0: t}
-    for fname in fields:
-        if fname not in keys:
-            raise DecodeError("%s has no field %r" % (name, fname))
-        out[keys[fname]] = fields[fname]
-    validate(out)
-    return out
 
 
 def required_consent(payload):

@@ -16,7 +16,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from host_tools import codec  # noqa: E402
 from mputil import micropython_bin  # noqa: E402
-from protocol import cbor, cose, framing, messages, wire  # noqa: E402
+from protocol import cbor, cose, framing, messages, schema, wire  # noqa: E402
 
 VEC = json.loads((ROOT / "protocol/vectors/vectors.json").read_text())
 KEY = bytes.fromhex(VEC["key_hex"])
@@ -26,7 +26,7 @@ UNITS = {"remaining": "page", "fill_pct": "%", "rate_per_day": "page/d", "tte_h"
 
 def senml_cbor(device, payload):
     """The same information as a SenML pack (RFC 8428) in CBOR, the usual IoT baseline."""
-    name, fields = messages.to_named(payload)
+    name, fields = schema.to_named(payload)
     recs = []
     for i, (k, v) in enumerate(fields.items()):
         r = {0: k, 2: v} if isinstance(v, int) else {0: k, 3: str(v)}
@@ -39,7 +39,7 @@ def senml_cbor(device, payload):
 
 
 def as_json(device, seq, payload):
-    name, fields = messages.to_named(payload)
+    name, fields = schema.to_named(payload)
     d = {"device": device, "seq": seq, "type": name}
     d.update(fields)
     return json.dumps(d, separators=(",", ":")).encode()

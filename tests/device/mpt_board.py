@@ -4,7 +4,7 @@ if sys.implementation.name != "micropython":  # pytest collects a file named on 
     import pytest
     pytest.skip("MicroPython test file, run by tests/conftest.py", allow_module_level=True)
 import os
-from firmware import board
+from firmware import boardcheck as board
 
 NAMES = ("esp32-devkitc", "esp32-s3-devkitc-1", "esp32-c3-devkitm-1", "virtual")
 

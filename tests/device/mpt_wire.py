@@ -3,7 +3,7 @@
 # Framing (COBS + CRC), the COSE_Mac0 envelope, the schema, and the golden vectors.
 import json
 
-from protocol import cbor, cose, framing, messages, wire
+from protocol import cbor, cose, framing, messages, schema, wire
 from protocol.errors import AuthError, DecodeError, FrameError, ProtocolError
 
 KEY = bytes(range(32))
@@ -137,9 +137,9 @@ def test_schema_validation():
 
 
 def test_named_roundtrip_and_consent_table():
-    p = messages.from_named("config", {"report_s": 60, "lead_time_h": 48})
+    p = schema.from_named("config", {"report_s": 60, "lead_time_h": 48})
     assert p == {0: 17, 2: 60, 4: 48}
-    assert messages.to_named(p) == ("config", {"report_s": 60, "lead_time_h": 48})
+    assert schema.to_named(p) == ("config", {"report_s": 60, "lead_time_h": 48})
     assert messages.required_consent({1: 1, 2: 1, 6: 1}) == messages.CONSENT_FULL
     assert messages.required_consent({0: 3, 1: 2, 2: 0, 5: 0}) == messages.CONSENT_ORDER_ONLY
     assert messages.required_consent({0: 3, 1: 2, 2: 0, 5: 1}) == messages.CONSENT_AUTOMATIC

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from firmware import board, geometry
+from firmware import boardcheck as board, geometry
 
 BOARDS = sorted((Path(__file__).resolve().parents[2] / "boards").glob("*.json"))
 

@@ -14,7 +14,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from mputil import ROOT, run_mp  # noqa: E402
 
 from host_tools import codec  # noqa: E402
-from protocol import cose, messages  # noqa: E402
+from protocol import cose, messages, schema  # noqa: E402
 from protocol.errors import AuthError, DecodeError, FrameError, ProtocolError  # noqa: E402
 
 VEC = json.loads((ROOT / "protocol/vectors/vectors.json").read_text())
@@ -40,7 +40,7 @@ def test_host_codec_decodes_vectors(vec):
     chunk = bytes.fromhex(vec["frame_hex"]).strip(b"\x00")
     msg = codec.decode_chunk(chunk, lambda kid: KEY)
     assert msg.device == VEC["kid"] and msg.seq == vec["seq"]
-    name, named = messages.to_named(cbor2.loads(bytes.fromhex(vec["payload_hex"])))
+    name, named = schema.to_named(cbor2.loads(bytes.fromhex(vec["payload_hex"])))
     assert msg.type == name and msg.fields() == named
 
 
