@@ -75,7 +75,7 @@ def test_full_then_incremental_deploy(board, src, tmp_path, capsys):
     assert (flash / "firmware/sensors/s.mpy").exists() and not (flash / "firmware/main.py").exists()
     assert (flash / "main.py").read_text() == "from firmware import main\nmain.run()\n"
     assert json.loads((flash / "board.json").read_text())["name"] == "testboard"
-    assert json.loads((flash / "provision.json").read_text()) == {"device_id": "dev-1", "key": KEY,
+    assert json.loads((flash / "provision.json").read_text()) == {"device_id": "dev-1", "key": KEY, "consent": 1, "transport": {"type": "serial"},
                                                                  "board": "testboard"}
     # After the reset main.py imports the compiled packages and runs.
     ran = flash / "ran.txt"
