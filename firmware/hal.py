@@ -12,6 +12,9 @@ signatures on both:
   ticks_ms ticks_us ticks_diff ticks_add sleep_ms sleep_us
   world(cfg=None)  the simulated World (hal_sim.World) or None on a real board
   SIM              True on the virtual board
+The names the agent uses on every cycle are bound here; the rest are looked up in the
+implementation on first use (module __getattr__), so the simulated HAL's rarely used
+parts (firmware/hal_simx.py) stay out of RAM until something asks for them.
 """
 try:
     from machine import Pin as _probe  # noqa: F401  (absent on the unix port)
@@ -21,25 +24,16 @@ except ImportError:
 
 SIM = _impl.SIM
 Pin = _impl.Pin
-ADC = _impl.ADC
-I2C = _impl.I2C
-UART = _impl.UART
-RTC = _impl.RTC
 WDT = _impl.WDT
 deepsleep = _impl.deepsleep
-lightsleep = _impl.lightsleep
-reset = _impl.reset
 reset_cause = _impl.reset_cause
-unique_id = _impl.unique_id
-time_pulse_us = _impl.time_pulse_us
-disable_irq = _impl.disable_irq
-enable_irq = _impl.enable_irq
 ticks_ms = _impl.ticks_ms
-ticks_us = _impl.ticks_us
 ticks_diff = _impl.ticks_diff
-ticks_add = _impl.ticks_add
 sleep_ms = _impl.sleep_ms
-sleep_us = _impl.sleep_us
 world = _impl.world
 PWRON_RESET = _impl.PWRON_RESET
 DEEPSLEEP_RESET = _impl.DEEPSLEEP_RESET
+
+
+def __getattr__(name):
+    return getattr(_impl, name)

@@ -6,6 +6,7 @@ a sample every sample_s (clock.now(), accelerated on the virtual board), the fas
 for acks, checkpoints and deep-sleeps until the next sample.
 """
 import gc
+import sys
 
 from firmware import clock, hal, store
 
@@ -24,12 +25,26 @@ def boot(root="/"):
             b["world"] = w
         clock.use_world(hal.world(b))
     prov = provision.load(root + "provision.json")
+    del boardfile, provision
+    _free("board", "provision")     # only needed at boot
+    gc.collect()                    # collect before the big import: less fragmentation
     from firmware.agent import Agent
     a = Agent(b, prov, root)
+    _free("sensors")                # the package's build(); the driver module stays referenced
     gc.collect()
     print("[main] %s on %s, consent %d, boot %d, free %d" % (
         prov["device_id"], b.get("name"), a.policy.consent, a.boot, gc.mem_free()))
     return a
+
+
+def _free(*names):
+    import firmware
+    for n in names:
+        sys.modules.pop("firmware." + n, None)
+        try:
+            delattr(firmware, n)
+        except AttributeError:
+            pass
 
 
 def _sleep_deep(a):

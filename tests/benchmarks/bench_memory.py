@@ -2,14 +2,15 @@
 sources and from .mpy files built by mpy-cross (compiled into a temp dir, run from there),
 side by side.
 
-  python tests/benchmarks/bench_memory.py [--cycles 10000] [--heap 192K]
-
 Each run: boot the agent on the simulated HAL (manual clock, 10-min samples) with a
 loopback bridge that verifies and acks every frame, then N cycles of read, filter,
 estimate, decide, encode, store, send. Printed: heap in use after gc.collect() once booted,
-after warm-up and at the end (growth = end - warm), the peak of gc.mem_alloc() at the end of a cycle that
-started right after gc.collect() (resident + what one cycle allocates), the smallest heap (of a few tried) that boots and runs 300 cycles, and the
-time per cycle.
+after warm-up and at the end (growth = end - warm), the peak of gc.mem_alloc() at the end of
+a cycle that started right after gc.collect() (resident + what one cycle allocates), the
+time per cycle, the smallest heap that boots and runs all cycles (bisected in 4 KB steps,
+confirmed over the full run) and whether the target, 64K, works.
+
+  python tests/benchmarks/bench_memory.py [--cycles 10000] [--heap 192K] [--bisect-cycles 2000]
 """
 import argparse
 import os
@@ -111,32 +112,66 @@ def build_mpy(dest):
             subprocess.run([cross, "-o", str(out), str(f)], check=True)
 
 
+def ok(r):
+    return len(r) == 6 and isinstance(r[0], int)
+
+
+def smallest_heap(mp, src, cycles, lo=32, hi=256, step=4):
+    """Bisect the smallest heap (KB, multiple of step) that boots and runs `cycles` cycles."""
+    if not ok(run(mp, src, "%dK" % hi, cycles)):
+        return None
+    while hi - lo > step:
+        mid = (lo + hi) // 2 // step * step
+        if ok(run(mp, src, "%dK" % mid, cycles)):
+            hi = mid
+        else:
+            lo = mid
+    return hi
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--cycles", type=int, default=10000)
-    ap.add_argument("--heap", default="192K")
+    ap.add_argument("--heap", default="192K", help="heap of the main run (figures)")
+    ap.add_argument("--bisect-cycles", type=int, default=2000,
+                    help="cycles per bisection run (the result is confirmed with --cycles)")
     a = ap.parse_args()
     mp = micropython_bin()
     tmp = tempfile.mkdtemp(prefix="mpy-")
     try:
         build_mpy(tmp)
-        print("%-5s %8s %8s %8s %8s %7s %8s %9s %9s" % ("form", "code", "booted", "warm", "end", "growth",
-                                                       "peak", "us/cycle", "min heap"))
+        cols = {}
         for name, src in (("py", ROOT), ("mpy", Path(tmp))):
             r = run(mp, src, a.heap, a.cycles)
-            mn = "-"
-            for h in ("96K", "112K", "128K", "144K", "160K", "176K", "192K", "224K", "256K"):
-                t = run(mp, src, h, 300)
-                if len(t) == 6 and isinstance(t[0], int):
-                    mn = h
-                    break
-            if len(r) == 6 and isinstance(r[0], int):
-                code, boot, warm, end, peak, us = r
-                print("%-5s %8d %8d %8d %8d %7d %8d %9d %9s" % (name, code, boot, warm, end, end - warm,
-                                                              peak, us, mn))
-            else:
-                print("%-5s failed at heap %s: %s" % (name, a.heap, r))
-        print("(bytes of GC heap on the %s; heap %s, %d cycles)" % ("unix port", a.heap, a.cycles))
+            mn = smallest_heap(mp, src, a.bisect_cycles)
+            while mn is not None and mn <= 256 and not ok(run(mp, src, "%dK" % mn, a.cycles)):
+                mn += 4   # confirm over the full run
+            at64 = run(mp, src, "64K", a.cycles)
+            cols[name] = (r, mn, at64)
+        rows = (("heap after import (B)", 0), ("heap after boot (B)", 1), ("peak per cycle (B)", 4),
+                ("growth over run (B)", None), ("time per cycle (us)", 5))
+        print("%-28s %12s %12s" % ("", ".py", ".mpy"))
+        for label, i in rows:
+            vals = []
+            for name in ("py", "mpy"):
+                r = cols[name][0]
+                if not ok(r):
+                    vals.append("failed")
+                elif i is None:
+                    vals.append(str(r[3] - r[2]))
+                else:
+                    vals.append(str(r[i]))
+            print("%-28s %12s %12s" % (label, vals[0], vals[1]))
+        print("%-28s %12s %12s" % ("smallest working heap", *[
+            "%dK" % cols[n][1] if cols[n][1] else ">256K" for n in ("py", "mpy")]))
+        print("%-28s %12s %12s" % ("%d cycles at 64K (target)" % a.cycles, *[
+            "ok" if ok(cols[n][2]) else "fails" for n in ("py", "mpy")]))
+        for n in ("py", "mpy"):
+            if not ok(cols[n][0]):
+                print("%s failed at heap %s: %s" % (n, a.heap, cols[n][0]))
+        print("(bytes of GC heap on the 64-bit unix port; figures at heap %s, %d cycles; "
+              "growth = end - after %d cycles; peak = gc.mem_alloc() at the end of a cycle "
+              "started right after gc.collect(), garbage included)" % (a.heap, a.cycles, min(1000, a.cycles // 2)))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

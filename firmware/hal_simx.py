@@ -1,0 +1,107 @@
+"""The rarely used part of the simulated HAL (see firmware/hal_sim.py): ADC, I2C, UART,
+RTC, pulse timing, irq and unique_id, with the module state tests drive (set_adc,
+attach_i2c, set_pulse_source). Loaded on first use through hal_sim.__getattr__."""
+import time
+
+_adc_uv = {}      # pin id -> microvolts
+_i2c_devs = {}    # address -> object with readfrom_mem_into/writeto_mem
+_pulse = None     # callable(pin, level, timeout_us) -> us or -1/-2
+
+
+class ADC:
+    # usable full scale (uV) per attenuation in dB, as on an ESP32
+    _FS = {0: 950000, 2.5: 1250000, 6: 1750000, 11: 3100000}
+
+    def __init__(self, pin, atten=11):
+        self.pin = pin
+        self.atten = atten
+
+    def read_uv(self):
+        return min(_adc_uv.get(self.pin, 0), self._FS[self.atten])
+
+    def read_u16(self):
+        return self.read_uv() * 65535 // self._FS[self.atten]
+
+
+def set_adc(pin_id, uv):
+    _adc_uv[pin_id] = uv
+
+
+class I2C:
+    def __init__(self, id=0, scl=None, sda=None, freq=400000):
+        self.id = id
+
+    def scan(self):
+        return sorted(_i2c_devs)
+
+    def _dev(self, addr):
+        d = _i2c_devs.get(addr)
+        if d is None:
+            raise OSError(19)   # ENODEV: nobody acked the address, as on a board
+        return d
+
+    def readfrom_mem_into(self, addr, reg, buf):
+        self._dev(addr).readfrom_mem_into(addr, reg, buf)
+
+    def writeto_mem(self, addr, reg, buf):
+        self._dev(addr).writeto_mem(addr, reg, buf)
+
+
+def attach_i2c(addr, dev):
+    _i2c_devs[addr] = dev
+
+
+class UART:
+    """In-memory UART: write() collects into .tx, read() drains .rx."""
+
+    def __init__(self, id=1, baudrate=115200, tx=None, rx=None, **kw):
+        self.tx = bytearray()
+        self.rx = bytearray()
+
+    def write(self, b):
+        self.tx.extend(b)
+        return len(b)
+
+    def any(self):
+        return len(self.rx)
+
+    def read(self, n=-1):
+        b = bytes(self.rx[:n] if n >= 0 else self.rx)
+        self.rx = self.rx[len(b):]
+        return b or None
+
+
+class RTC:
+    _mem = b""
+
+    def memory(self, data=None):
+        if data is None:
+            return RTC._mem
+        RTC._mem = bytes(data)
+
+    def datetime(self, dt=None):
+        if dt is None:
+            return time.localtime()[:7] + (0,)
+
+
+def time_pulse_us(pin, level, timeout_us=1000000):
+    if _pulse is None:
+        return -1
+    return _pulse(pin, level, timeout_us)
+
+
+def set_pulse_source(fn):
+    global _pulse
+    _pulse = fn
+
+
+def disable_irq():
+    return 0
+
+
+def enable_irq(state=0):
+    pass
+
+
+def unique_id():
+    return b"virtual\x00"
