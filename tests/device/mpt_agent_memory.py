@@ -2,11 +2,13 @@
 # store, send to a loopback bridge that acks) for 10,000 cycles (69 simulated days, a
 # refill included): no MemoryError and no heap growth after warm-up.
 #
-# Heap: 192K, not 64K. Measured on this 64-bit unix port the agent's code and data alone
-# hold ~111 KB after gc.collect() (words and object headers are twice an ESP32's size;
-# .mpy bytecode is also loaded into the heap on this port), and compiling the .py sources
-# peaks higher. See tests/benchmarks/bench_memory.py for the figures.
-# heapsize: 192K
+# Heap: the target is 64K (an ESP32 without PSRAM has ~100 KB free); not reached yet on
+# this 64-bit unix port, where words and object headers are twice an ESP32's size and .mpy
+# bytecode also lives in the heap. This file runs from .py sources, which also compile in
+# the heap; so it asserts the lowest heap achieved for .py (bisected: 156K, was 176K).
+# From .mpy the agent runs in 128K (was 144K). `python tests/benchmarks/bench_memory.py`
+# prints the figures for both and whether 64K works.
+# heapsize: 160K
 # timeout: 120
 import sys
 if sys.implementation.name != "micropython":
