@@ -109,3 +109,9 @@ class MpFailure(Exception):
 def micropython():
     """Path of the MicroPython unix port binary."""
     return micropython_bin()
+
+
+def pytest_addoption(parser):
+    g = parser.getgroup("hil", "hardware-in-the-loop suite (tests/hil)")
+    g.addoption("--port", default=None, help="serial port of a real board (default: a virtual board)")
+    g.addoption("--board", default="virtual", help="board file name in boards/ for --port")
