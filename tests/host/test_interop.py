@@ -56,7 +56,7 @@ def test_micropython_mac0_verifies_with_pycose():
 from protocol import cose, cbor
 key = bytes(range(32))
 print(cose.encode(key, 'dev-7', 4242, cbor.dumps({1: 77, 2: 7, 6: 10}), b'u').hex())
-""")
+""", heap="128K")  # compiling the .py sources needs more room than running them
     data = bytes.fromhex(out.strip())
     msg = CoseMessage.decode(data)
     assert isinstance(msg, Mac0Message)
