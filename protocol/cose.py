@@ -96,10 +96,13 @@ def parse(data):
     protected header but the Partial IV, a kid, an 8-byte tag. Anything else, an
     algorithm downgrade included, raises AuthError (or DecodeError for bad CBOR).
     """
-    obj = cbor.loads(data)
-    if not isinstance(obj, cbor.Tag) or obj.tag != TAG_MAC0:
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise DecodeError("expected bytes, got %s" % type(data).__name__)
+    # the deterministic head of tag 17 is the one byte 0xD1; reading it here keeps the
+    # codec's tag support (protocol/cbor_ext.py) out of the device's RAM
+    if not len(data) or data[0] != 0xD0 | TAG_MAC0:
         raise AuthError("not a tagged COSE_Mac0")
-    arr = obj.value
+    arr = cbor.loads(memoryview(data)[1:])
     if not isinstance(arr, list) or len(arr) != 4:
         raise AuthError("COSE_Mac0 must be an array of 4")
     prot, unprot, payload, tag = arr
