@@ -8,6 +8,17 @@ for a bad read. Modules are imported only when the board file asks for them.
 TYPES = ("hx711", "vl53l0x", "ultrasonic", "analog", "sim")
 
 
+def insort(b, k, r):
+    """Insert r into the sorted b[:k] of a preallocated buffer (no allocation); -> k + 1.
+    The drivers average a few conversions this way before trimming or taking the median."""
+    i = k
+    while i > 0 and b[i - 1] > r:
+        b[i] = b[i - 1]
+        i -= 1
+    b[i] = r
+    return k + 1
+
+
 def build(board):
     s = board["sensor"]
     t = s["type"]

@@ -12,6 +12,7 @@ divided by `scale` counts per gram), or None when DOUT never goes low within
 saturated (0x7FFFFF / 0x800000: bridge wiring open).
 """
 from firmware.compat import const
+from firmware.sensors import insort
 
 _SAT_HI = const(0x7FFFFF)
 _SAT_LO = const(0x800000)
@@ -80,13 +81,7 @@ class HX711:
             r = self.read_raw()
             if r is None:
                 continue
-            # insertion sort into the preallocated buffer
-            i = k
-            while i > 0 and b[i - 1] > r:
-                b[i] = b[i - 1]
-                i -= 1
-            b[i] = r
-            k += 1
+            k = insort(b, k, r)
         if k * 2 < self.samples:
             return None
         t = self.trim if k > 2 * self.trim else 0

@@ -8,6 +8,8 @@ ended) on timeout: both mean no echo, so read() gives None, never raises.
 read() gives the median of `samples` pings, in mm, or None if none was valid.
 """
 
+from firmware.sensors import insort
+
 
 class Ultrasonic:
     def __init__(self, trig, echo, pulse_us, sleep_us=None, sleep_ms=None, temp_c=None,
@@ -58,12 +60,7 @@ class Ultrasonic:
             r = self.ping_mm()
             if r is None:
                 continue
-            i = k
-            while i > 0 and b[i - 1] > r:
-                b[i] = b[i - 1]
-                i -= 1
-            b[i] = r
-            k += 1
+            k = insort(b, k, r)
         if not k:
             return None
         return b[k // 2] if k & 1 else (b[k // 2 - 1] + b[k // 2]) / 2
