@@ -30,6 +30,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from firmware import boardcheck
+
 REPO = Path(__file__).resolve().parent.parent
 MANIFEST = "/.deploy.json"
 MAIN_PY = b"from firmware import main\nmain.run()\n"
@@ -70,9 +72,15 @@ def board_file(name, src):
         p = base / (name + ".json")
         if p.is_file():
             try:
-                json.loads(p.read_text())
+                cfg = json.loads(p.read_text())
             except ValueError as e:
                 raise DeployError("board file %s is not valid JSON: %s" % (p, e))
+            # the device trusts its board.json (firmware/board.py only loads it), so a bad
+            # pin or section is refused here, before anything is copied
+            try:
+                boardcheck.validate(cfg)
+            except (ValueError, TypeError, KeyError, AttributeError) as e:
+                raise DeployError("board file %s: %s" % (p, e))
             return p
     names = sorted({p.stem for base in (Path(src) / "boards", REPO / "boards") if base.is_dir()
                     for p in base.glob("*.json")})

@@ -35,8 +35,11 @@ def make_tree(root):
         "firmware/sensors/s.py": "NAME = 'sensor'\n",
         "protocol/__init__.py": "",
         "protocol/p.py": "NAME = 'proto-'\n",
-        "boards/testboard.json": '{"name": "testboard", "sensor": "sim"}',
     }
+    # a valid board (deploy validates it with firmware/boardcheck.py), renamed
+    board = json.loads((ROOT / "boards/virtual.json").read_text())
+    board["name"] = "testboard"
+    files["boards/testboard.json"] = json.dumps(board)
     for rel, text in files.items():
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
         (root / rel).write_text(text)
@@ -143,6 +146,15 @@ def test_no_such_port(src, tmp_path, capsys):
 def test_unknown_board(board, src, tmp_path, capsys):
     code, _, err = run(capsys, *args(board, src, tmp_path, **{"--board": "nope"}))
     assert code == 2 and "no board 'nope'" in err and "testboard" in err
+
+
+def test_invalid_board_refused_before_copying(board, src, tmp_path, capsys):
+    cfg = json.loads((src / "boards/testboard.json").read_text())
+    cfg["pins"]["button"] = 99         # no such GPIO: boardcheck refuses it
+    (src / "boards/testboard.json").write_text(json.dumps(cfg))
+    code, _, err = run(capsys, *args(board, src, tmp_path))
+    assert code == 2 and "testboard.json" in err and "pin" in err and "Traceback" not in err
+    assert not (tmp_path / "flash/firmware").exists() and not (tmp_path / "reg.json").exists()
 
 
 def test_port_busy(board, src, tmp_path, capsys):
