@@ -13,29 +13,10 @@ from firmware import clock, hal, hal_sim, provision
 from firmware.agent import Agent
 from firmware.transport import Null
 from protocol import cbor, cose, messages as M, wire
+from mptutil import rmtree, scratch
 
 KEY = bytes(range(32))
 PROV = {"device_id": "toner1", "key": "".join("%02x" % b for b in KEY)}
-
-
-def rmtree(path):
-    try:
-        names = os.listdir(path)
-    except OSError:
-        return
-    for n in names:
-        p = path + "/" + n
-        try:
-            os.remove(p)
-        except OSError:
-            rmtree(p)
-    os.rmdir(path)
-
-
-def scratch():
-    path = "/tmp/sc-ag-%s/" % "".join("%02x" % b for b in os.urandom(4))
-    os.mkdir(path[:-1])
-    return path
 
 
 def board(**world):
@@ -126,7 +107,7 @@ def run(a, w, br, n, step=600):
 
 
 def test_month_of_toner_reports_reminder_and_automatic_order_once():
-    root = scratch()
+    root = scratch("ag", "/")
     a, w, tr, btn = make(root, board(rate_per_day=150, refills=[24]), M.CONSENT_FULL)
     br = Bridge(tr)
     run(a, w, br, 32 * 144)        # 32 days at 10-min samples
@@ -148,7 +129,7 @@ def test_month_of_toner_reports_reminder_and_automatic_order_once():
 
 
 def test_no_level_reports_without_full_consent_and_consent_downlink():
-    root = scratch()
+    root = scratch("ag", "/")
     a, w, tr, btn = make(root, board(), M.CONSENT_ORDER_ONLY)
     br = Bridge(tr)
     run(a, w, br, 50)
@@ -166,7 +147,7 @@ def test_no_level_reports_without_full_consent_and_consent_downlink():
 
 
 def test_forged_downlink_refused_and_config_applied():
-    root = scratch()
+    root = scratch("ag", "/")
     a, w, tr, btn = make(root, board(), M.CONSENT_FULL)
     br = Bridge(tr)
     tr.inbox.append(wire.unframe(wire.pack(bytes(32), b"bridge", 500, {0: M.CONSENT, 1: 0},
@@ -185,7 +166,7 @@ def test_forged_downlink_refused_and_config_applied():
 
 
 def test_reboot_without_acks_keeps_messages_and_never_reuses_seq():
-    root = scratch()
+    root = scratch("ag", "/")
     b = board()
     a, w, tr, btn = make(root, b, M.CONSENT_FULL)
     br = Bridge(tr, ack=False)
@@ -208,13 +189,15 @@ def test_reboot_without_acks_keeps_messages_and_never_reuses_seq():
     new = [s for s in br2.got if s >= top]
     assert new and min(new) >= top
     hello = [s for s, p in br2.got.items() if p.get(0) == M.HELLO]
-    assert hello and min(hello) >= top           # the new boot's hello has a fresh seq
+    # the new boot's hello has a fresh seq (the old one, oldest in the outbox and maybe in
+    # flight, is not superseded: a dropped message must never have been delivered)
+    assert hello and max(hello) >= top
     assert len(a2.outbox) == 0
     rmtree(root)
 
 
 def test_deep_sleep_wake_keeps_state_and_sends_no_hello():
-    root = scratch()
+    root = scratch("ag", "/")
     b = board(rate_per_day=300)
     a, w, tr, btn = make(root, b, M.CONSENT_AUTOMATIC)
     br = Bridge(tr)

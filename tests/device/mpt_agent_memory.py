@@ -21,6 +21,7 @@ import os
 from firmware import clock, hal, provision
 from firmware.agent import Agent
 from protocol import cose, messages as M, wire
+from mptutil import rmtree
 
 KEY = bytes(range(32))
 
@@ -45,20 +46,6 @@ class Loop:
         o = self.inbox
         self.inbox = []
         return o
-
-
-def rmtree(path):
-    try:
-        names = os.listdir(path)
-    except OSError:
-        return
-    for n in names:
-        p = path + "/" + n
-        try:
-            os.remove(p)
-        except OSError:
-            rmtree(p)
-    os.rmdir(path)
 
 
 def test_10000_cycles_no_growth():

@@ -5,20 +5,9 @@ import os
 
 from firmware.downlink import Downlink
 from protocol import cose, messages as M, wire
+from mptutil import rmtree, scratch
 
 KEY = bytes(range(32))
-
-
-def scratch():
-    path = "/tmp/sc-dl-%s" % "".join("%02x" % b for b in os.urandom(4))
-    os.mkdir(path)
-    return path
-
-
-def rmtree(path):
-    for n in os.listdir(path):
-        os.remove(path + "/" + n)
-    os.rmdir(path)
 
 
 class Rec:
@@ -46,7 +35,7 @@ def down(seq, p, key=KEY, aad=cose.AAD_DOWN):
 
 
 def test_dispatch_each_type():
-    d = scratch()
+    d = scratch("dl")
     r = Rec()
     dl = Downlink(KEY, d + "/dl.json", r)
     dl.handle(down(1, {0: M.ACK, 1: 7}))
@@ -61,7 +50,7 @@ def test_dispatch_each_type():
 
 
 def test_refuses_bad_mac_uplink_aad_and_uplink_types():
-    d = scratch()
+    d = scratch("dl")
     r = Rec()
     dl = Downlink(KEY, d + "/dl.json", r)
     assert dl.handle(down(1, {0: M.CONSENT, 1: 4}, key=bytes(32))) is None
@@ -76,7 +65,7 @@ def test_refuses_bad_mac_uplink_aad_and_uplink_types():
 
 
 def test_replay_refused_across_reboot():
-    d = scratch()
+    d = scratch("dl")
     r = Rec()
     dl = Downlink(KEY, d + "/dl.json", r)
     f5 = down(5, {0: M.CONSENT, 1: 4})

@@ -5,26 +5,11 @@ import os
 
 from firmware.policy import Policy
 from protocol import messages as M
+from mptutil import rmtree, scratch
 
 H = 3600
 ITEM = {"sku": "TN-2420", "model": "Brother TN-2420", "capacity": 3000, "unit": "pages",
         "refills": ["TN-2410", "TN-2420"]}
-
-
-def rmtree(path):
-    try:
-        names = os.listdir(path)
-    except OSError:
-        return
-    for n in names:
-        os.remove(path + "/" + n)
-    os.rmdir(path)
-
-
-def scratch():
-    path = "/tmp/sc-pol-%s" % "".join("%02x" % b for b in os.urandom(4))
-    os.mkdir(path)
-    return path
 
 
 class Sink:
@@ -51,7 +36,7 @@ def make(d, consent=M.CONSENT_FULL, cfg=None):
 
 
 def test_hello_carries_consumable_identity():
-    d = scratch()
+    d = scratch("pol")
     p, s = make(d)
     p.hello("0.1", "devkitc", 3)
     h = s.msgs[0]
@@ -65,7 +50,7 @@ def test_hello_carries_consumable_identity():
 
 
 def test_button_one_order_per_press_counter_persisted():
-    d = scratch()
+    d = scratch("pol")
     p, s = make(d, M.CONSENT_ORDER_ONLY)
     p.button()
     p.button()
@@ -81,7 +66,7 @@ def test_button_one_order_per_press_counter_persisted():
 
 
 def test_low_soon_once_per_episode_with_hysteresis():
-    d = scratch()
+    d = scratch("pol")
     p, s = make(d, M.CONSENT_REMINDERS)          # threshold 72 h
     p.assess(0, 200 * H)
     assert s.msgs == []
@@ -104,7 +89,7 @@ def test_low_soon_once_per_episode_with_hysteresis():
 
 
 def test_no_reminder_without_consent():
-    d = scratch()
+    d = scratch("pol")
     p, s = make(d, M.CONSENT_ORDER_ONLY)
     p.assess(0, 10 * H)
     p.sensor(False)
@@ -114,7 +99,7 @@ def test_no_reminder_without_consent():
 
 
 def test_automatic_order_once_per_episode_survives_reboot():
-    d = scratch()
+    d = scratch("pol")
     p, s = make(d, M.CONSENT_AUTOMATIC)
     p.assess(4, 100 * H)
     p.assess(4, 70 * H)
@@ -133,7 +118,7 @@ def test_automatic_order_once_per_episode_survives_reboot():
 
 
 def test_failed_emit_does_not_mark_order_sent():
-    d = scratch()
+    d = scratch("pol")
     p, s = make(d, M.CONSENT_AUTOMATIC)
 
     def full(payload):
@@ -151,7 +136,7 @@ def test_failed_emit_does_not_mark_order_sent():
 
 
 def test_consent_change_event_and_status_record():
-    d = scratch()
+    d = scratch("pol")
     p, s = make(d, M.CONSENT_FULL)
     p.set_consent(M.CONSENT_ORDER_ONLY)
     ev = s.msgs[-1]
@@ -170,7 +155,7 @@ def test_consent_change_event_and_status_record():
 
 
 def test_sensor_fault_reported_once_until_cleared():
-    d = scratch()
+    d = scratch("pol")
     p, s = make(d, M.CONSENT_REMINDERS)
     p.sensor(False, 2)
     p.sensor(False, 2)

@@ -11,6 +11,7 @@ import os
 from firmware.agent import Agent
 from firmware import store
 from protocol import cbor, cose, framing, messages as M, wire
+from mptutil import rmtree, scratch
 
 KEY = bytes(range(32))
 OTHER = bytes(range(100, 132))       # a neighbour device's key
@@ -42,23 +43,6 @@ class Sensor:
 BOARD = {"name": "t", "geometry": {"shape": "linear", "empty": 0, "full": 3000},
          "consumable": {"sku": "X", "capacity": 3000, "unit": "pages"}, "filters": [],
          "power": {"mode": "always_on", "sample_s": 600, "report_s": 3600, "wdt_ms": 0}}
-
-
-def scratch():
-    path = "/tmp/sc-sec-%s/" % "".join("%02x" % b for b in os.urandom(4))
-    os.mkdir(path)
-    return path
-
-
-def rmtree(path):
-    path = path.rstrip("/")
-    for n in os.listdir(path):
-        p = path + "/" + n
-        try:
-            os.remove(p)
-        except OSError:
-            rmtree(p)
-    os.rmdir(path)
 
 
 def agent(root, consent=M.CONSENT_ORDER_ONLY):
@@ -100,7 +84,7 @@ RAISE = {0: M.CONSENT, 1: M.CONSENT_FULL}    # full telemetry: a privacy change
 
 
 def test_valid_config_and_consent_are_applied():
-    root = scratch()
+    root = scratch("sec", "/")
     a, tr = agent(root)
     feed(a, tr, down(1, CFG), down(2, RAISE))
     assert a.cfg["report_s"] == 60 and a.cfg["low_pct"] == 50
@@ -111,7 +95,7 @@ def test_valid_config_and_consent_are_applied():
 
 
 def test_unverified_changes_refused_not_applied():
-    root = scratch()
+    root = scratch("sec", "/")
     a, tr = agent(root)
     before = snapshot(a, root)
     bad = [down(1, CFG, key=OTHER), down(2, RAISE, key=OTHER),           # a neighbour's key
@@ -133,7 +117,7 @@ def test_unverified_changes_refused_not_applied():
 
 
 def test_reflected_uplink_frame_refused():
-    root = scratch()
+    root = scratch("sec", "/")
     a, tr = agent(root, M.CONSENT_FULL)
     a.service()                      # the hello goes out
     assert tr.sent
@@ -146,7 +130,7 @@ def test_reflected_uplink_frame_refused():
 
 
 def test_replayed_downlink_seq_refused_even_after_reboot():
-    root = scratch()
+    root = scratch("sec", "/")
     a, tr = agent(root)
     grant = down(5, {0: M.CONSENT, 1: M.CONSENT_FULL})
     revoke = down(6, {0: M.CONSENT, 1: M.CONSENT_NONE})
