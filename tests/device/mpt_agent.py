@@ -7,7 +7,6 @@ if sys.implementation.name != "micropython":
     import pytest
     pytest.skip("MicroPython test file, run by tests/conftest.py", allow_module_level=True)
 import json
-import os
 
 from firmware import clock, hal, hal_sim, provision
 from firmware.agent import Agent

@@ -1,7 +1,6 @@
 # firmware/downlink.py: verify, refuse, replay protection (persisted), dispatch.
 # runtimes: micropython cpython
 # heapsize: 128K
-import os
 
 from firmware.downlink import Downlink
 from protocol import cose, messages as M, wire

@@ -1,7 +1,6 @@
 # firmware/policy.py: the four strategies under consent, persisted across reboots.
 # runtimes: micropython cpython
 # heapsize: 128K
-import os
 
 from firmware.policy import Policy
 from protocol import messages as M

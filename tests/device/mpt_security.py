@@ -6,7 +6,6 @@
 # The frames come in through the transport's poll(), as on a board (Agent.service()).
 # runtimes: micropython cpython
 # heapsize: 256K
-import os
 
 from firmware.agent import Agent
 from firmware import store
