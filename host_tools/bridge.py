@@ -4,11 +4,14 @@ forwarded to the supplier.
 Per chunk (BridgeCore.handle_chunk):
   deframe (COBS + CRC) -> verify COSE_Mac0 with the registry key -> dedupe on (device, seq)
   -> new: store + outbox rows + downlink counter in ONE SQLite commit, then ack
-  -> exact duplicate of a stored frame: ack again (the first ack may be lost), no store
+  -> exact duplicate of a stored frame: ack again (the first ack may be lost), no store,
+     within a re-ack budget per device (ReackLimiter); never moves the reply route
   -> seq <= highest stored and different bytes: replay, rejected, no ack
 The ack is the downlink {0: 16, 1: seq}, COSE_Mac0 with AAD b"d" and the device's own
-downlink counter as Partial IV, sent on the link the frame came in on. Queued commands
-for that device follow the ack, while the device is awake and listening.
+downlink counter as Partial IV (leased in blocks: Store.next_down_seq), sent back to where
+the frame came from. Only a newly stored frame sets the device's reply route (where queued
+commands go): a replayed frame from another address cannot divert them. Queued commands
+follow the ack of a newly stored frame, while the device is awake and listening.
 
 Forwarding is decoupled: one uplinks.Forwarder per uplink reads the store's outbox.
 """
@@ -27,14 +30,14 @@ import time
 from host_tools import codec
 from host_tools.links import LinkError, SerialLink, UdpLink
 from host_tools.registry import Registry, RegistryError, registry_path
-from host_tools.store import Store, StoreError, status_path
+from host_tools.store import Store, StoreError, consent_is_lowering, status_path
 from host_tools.uplinks import Forwarder, make_uplink
 from protocol import framing, messages, schema
 from protocol.errors import AuthError, DecodeError, FrameError
 
 COUNTERS = ("frames", "noise", "bad_crc", "bad_mac", "malformed", "unknown_device", "replay",
             "duplicates", "stored", "acks", "forwarded", "uplink_errors", "store_errors",
-            "downlinks", "bad_commands")
+            "downlinks", "bad_commands", "reacks_limited")
 
 
 class JsonLog:
@@ -97,11 +100,42 @@ def command_payload(name: str, fields: dict) -> dict:
     return schema.from_named(name, fields)
 
 
+class ReackLimiter:
+    """Token buckets that bound re-acks of duplicates, per device.
+
+    A stop-and-wait device only ever needs the re-ack of its latest stored frame, resent
+    from where that frame came from (its route) no faster than its ack timeout (4 s, then
+    doubling). Those draw on the device's `route` bucket. Everything else (an older seq,
+    or any seq from another address: a replay, or a device whose address just changed)
+    draws on the device's `other` bucket, shared by all addresses so spoofing many of
+    them buys nothing. A duplicate over budget is counted (duplicates, reacks_limited),
+    not answered. Defaults: route 3 at once then 1 per 2 s; other 3 then 1 per 5 s.
+    """
+
+    def __init__(self, route=(3, 0.5), other=(3, 0.2), clock=time.monotonic):
+        self.conf = {"route": route, "other": other}
+        self.clock = clock
+        self.buckets = {}   # (device, kind) -> [tokens, last refill]
+
+    def allow(self, device: str, kind: str) -> bool:
+        burst, rate = self.conf[kind]
+        now = self.clock()
+        b = self.buckets.get((device, kind))
+        if b is None:
+            b = self.buckets[(device, kind)] = [float(burst), now]
+        b[0] = min(float(burst), b[0] + (now - b[1]) * rate)
+        b[1] = now
+        if b[0] >= 1.0:
+            b[0] -= 1.0
+            return True
+        return False
+
+
 class BridgeCore:
     """Transport-independent bridge logic; thread-safe (one lock around each chunk)."""
 
     def __init__(self, store: Store, registry: Registry, uplinks=(), log=None, counters=None,
-                 on_stored=None, fresh_s: float = 120.0):
+                 on_stored=None, fresh_s: float = 120.0, reacks: ReackLimiter | None = None):
         self.store, self.registry = store, registry
         self.uplinks = list(uplinks)          # uplink names: one outbox row each per message
         self.log = log or (lambda event, **kw: None)
@@ -110,7 +144,8 @@ class BridgeCore:
         self.fresh_s = fresh_s
         self.lock = threading.RLock()
         self.max_seq = store.max_seqs()       # cache: the bridge is the only writer
-        self.routes = {}                      # device -> (route name, reply, last seen)
+        self.routes = {}                      # device -> (route name, reply, last seen): newly stored frames only
+        self.reacks = reacks or ReackLimiter()
 
     # ------------------------------------------------------------------ uplink frames
     def handle_chunk(self, chunk: bytes, reply, link: str = "?") -> str:
@@ -153,27 +188,38 @@ class BridgeCore:
                         self.count("replay")
                         self.log("replay", link=link, device=dev, seq=seq, max_seq=self.max_seq[dev])
                         return "replay"
-                    dseq = self.store.next_down_seq(dev, now, link)
                 except (sqlite3.Error, StoreError) as e:
                     return self._store_failed(e, dev, seq)
-                outcome = "duplicates"
+                # an exact retransmission: re-ack within budget; the route stays where the
+                # last newly stored frame came from (a replay must not divert commands)
                 self.count("duplicates")
-                self.log("duplicate", link=link, device=dev, seq=seq)
-            else:
+                route = self.routes.get(dev)
+                kind = "route" if seq == self.max_seq[dev] and route is not None and route[0] == link else "other"
+                if not self.reacks.allow(dev, kind):
+                    self.count("reacks_limited")
+                    self.log("duplicate", link=link, device=dev, seq=seq, reack=False)
+                    return "duplicates"
+                self.log("duplicate", link=link, device=dev, seq=seq, reack=True)
                 try:
-                    dseq = self.store.store_message(msg, body, link, self.uplinks, now)
-                except (sqlite3.Error, StoreError, OSError) as e:
-                    return self._store_failed(e, dev, seq)  # not stored -> never acked
-                self.max_seq[dev] = seq
-                outcome = "stored"
-                self.count("stored")
-                self.log("frame", link=link, device=dev, seq=seq, type=msg.type)
-                self.on_stored()
-            self.routes[dev] = (link, reply, now)
+                    dseq = self.store.next_down_seq(dev)
+                except (sqlite3.Error, StoreError) as e:
+                    return self._store_failed(e, dev, seq)
+                if self._send(dev, dseq, {0: messages.ACK, 1: seq}, reply, link, "ack"):
+                    self.count("acks")
+                return "duplicates"
+            try:
+                dseq = self.store.store_message(msg, body, link, self.uplinks, now)
+            except (sqlite3.Error, StoreError, OSError) as e:
+                return self._store_failed(e, dev, seq)  # not stored -> never acked
+            self.max_seq[dev] = seq
+            self.count("stored")
+            self.log("frame", link=link, device=dev, seq=seq, type=msg.type)
+            self.on_stored()
+            self.routes[dev] = (link, reply, now)   # a fresh, verified seq: the device is here
             if self._send(dev, dseq, {0: messages.ACK, 1: seq}, reply, link, "ack"):
                 self.count("acks")
             self._deliver(dev)
-        return outcome
+        return "stored"
 
     def _store_failed(self, e, dev, seq):
         self.count("store_errors")
@@ -206,6 +252,14 @@ class BridgeCore:
             self.count("bad_commands")
             self.log("bad_command", device=device, error=str(e))
             return None
+        if name == "consent":
+            # consent may be lowered remotely, never raised: a raise needs the customer's
+            # confirmation, recorded by `consumables send ... --customer-confirmed`
+            floor = self.store.consent_floor(device)
+            if not consent_is_lowering(fields.get("level"), floor):
+                self.count("bad_commands")
+                self.log("consent_raise_refused", device=device, level=fields.get("level"), current=floor)
+                return None
         did = self.store.queue_downlink(device, name, fields)
         self.log("command_queued", device=device, type=name, id=did)
         self.deliver_pending()

@@ -9,6 +9,12 @@ a bridge restart and needs no bridge to be running when it is queued.
 
 `time` without UNIX is filled in at delivery, so a device seen hours later gets the time
 of delivery, not of queueing.
+
+Consent may be lowered remotely, never raised on the supplier's say-so: `consent LEVEL`
+above the device's known level (its last hello / consent_changed, lowered by consent
+commands queued since) is refused unless `--customer-confirmed` says the customer asked
+for it; that raise is printed and recorded in the store's audit table. An unknown level
+(device never seen) counts as a raise, except level 0. See docs/THREAT_MODEL.md T15.
 """
 from __future__ import annotations
 
@@ -17,7 +23,7 @@ import os
 import sys
 
 from host_tools.registry import RegistryError, load, registry_path
-from host_tools.store import Store, StoreError
+from host_tools.store import Store, StoreError, consent_is_lowering
 from protocol import messages, schema
 from protocol.errors import DecodeError
 
@@ -76,6 +82,14 @@ def parse_command(cmd: str, args: list[str]) -> tuple[str, dict]:
     return name, fields
 
 
+def _user() -> str:
+    try:
+        import getpass
+        return getpass.getuser()
+    except Exception:  # no passwd entry in a container: not worth failing the command
+        return str(os.getuid())
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message):
         raise UsageError(message)
@@ -90,6 +104,9 @@ def main_send(argv=None) -> int:
     p.add_argument("--db", default=os.environ.get("CONSUMABLES_DB", "bridge.sqlite"),
                    help="bridge database (default ./bridge.sqlite or $CONSUMABLES_DB)")
     p.add_argument("--registry", help="device registry, checked when it exists")
+    p.add_argument("--customer-confirmed", action="store_true",
+                   help="the customer asked for this consent raise (needed to raise consent; recorded "
+                        "with the user and time in the audit table)")
     try:
         a = p.parse_intermixed_args(argv)
         name, fields = parse_command(a.command, a.args)
@@ -99,7 +116,22 @@ def main_send(argv=None) -> int:
                 raise UsageError("device %r is not in the registry %s" % (a.device, rpath))
         store = Store(a.db, create=False)
         try:
-            did = store.queue_downlink(a.device, name, fields)
+            audit = None
+            if name == "consent":
+                floor = store.consent_floor(a.device)
+                if not consent_is_lowering(fields["level"], floor):
+                    now_s = "unknown (never reported)" if floor is None else "%d (%s)" % (
+                        floor, messages.CONSENT_NAMES[floor] if 0 <= floor < len(messages.CONSENT_NAMES) else "?")
+                    if not a.customer_confirmed:
+                        raise UsageError("consent %d would raise %s's consent (now %s); only the customer may "
+                                         "raise it: add --customer-confirmed if they asked for it"
+                                         % (fields["level"], a.device, now_s))
+                    audit = {"what": "consent_raise", "from": floor, "to": fields["level"],
+                             "customer_confirmed": True, "user": _user()}
+                    print("%s: consent raise %s -> %d for %s on the customer's confirmation (by %s), "
+                          "recorded in the audit table" % (prog, now_s, fields["level"], a.device, audit["user"]),
+                          file=sys.stderr)
+            did = store.queue_downlink(a.device, name, fields, audit=audit)
         finally:
             store.close()
     except (UsageError, RegistryError, StoreError) as e:

@@ -5,9 +5,11 @@ Everything the reliability contract needs lives here, so a crash loses nothing:
             retransmission, which is re-acked, from a replay, which is rejected)
   outbox    one row per (uplink, message) with a `forwarded` flag: forwarding reads
             from here, so an uplink outage or a bridge restart resumes where it stopped
-  devices   per device: highest stored seq, the downlink counter (never reused across
-            restarts), last seen, last link, last level / hello / consent (for monitor)
+  devices   per device: highest stored seq, the downlink counter's lease high-water mark
+            (never reused across restarts, see next_down_seq), last seen, last link,
+            last level / hello / consent (for monitor)
   downlink  commands queued by `consumables send` or MQTT, delivered by the bridge
+  audit     operator decisions that need a trace (a consent raise the customer confirmed)
 
 synchronous=FULL: a COMMIT is on disk when it returns, and the bridge acks only after it.
 One connection per Store, serialised by a lock; other processes (send, monitor) open their
@@ -43,11 +45,22 @@ CREATE TABLE IF NOT EXISTS downlink(
   id INTEGER PRIMARY KEY AUTOINCREMENT, device TEXT NOT NULL, name TEXT NOT NULL,
   fields TEXT NOT NULL, created_at REAL NOT NULL, sent_at REAL, dseq INTEGER, link TEXT);
 CREATE INDEX IF NOT EXISTS downlink_pending ON downlink(sent_at, device, id);
+CREATE TABLE IF NOT EXISTS audit(
+  id INTEGER PRIMARY KEY AUTOINCREMENT, at REAL NOT NULL, device TEXT NOT NULL,
+  what TEXT NOT NULL, detail TEXT NOT NULL);
 """
+
+DOWN_SEQ_LEASE = 64   # downlink seqs handed out per persisted lease (one commit per 64 acks/commands)
 
 
 class StoreError(Exception):
     pass
+
+
+def consent_is_lowering(level, floor) -> bool:
+    """True when a consent command cannot widen what the device may send: level 0 (the
+    lowest), or at most the device's known consent floor (Store.consent_floor)."""
+    return isinstance(level, int) and (level == 0 or (floor is not None and level <= floor))
 
 
 @dataclass
@@ -72,9 +85,12 @@ def status_path(db_path) -> Path:
 
 
 class Store:
-    def __init__(self, path, readonly: bool = False, create: bool = True):
+    def __init__(self, path, readonly: bool = False, create: bool = True, down_lease: int = DOWN_SEQ_LEASE):
         self.path = str(path)
         self._lock = threading.RLock()
+        self.down_lease = max(1, int(down_lease))
+        self._down = {}      # device -> (next downlink seq, leased high-water mark), this process only
+        self.commits = 0     # COMMITs issued (each one fsync with synchronous=FULL): for tests/benchmarks
         if readonly:
             if not Path(self.path).exists():
                 raise StoreError("no bridge database at %s (start the bridge or pass --db)" % self.path)
@@ -107,6 +123,7 @@ class Store:
                 self.db.execute("ROLLBACK")
                 raise
             self.db.execute("COMMIT")  # synchronous=FULL: durable when this returns
+            self.commits += 1
             return out
 
     # ---------------------------------------------------------------- uplink path
@@ -122,12 +139,13 @@ class Store:
     def store_message(self, msg, body: bytes, link: str, uplinks, now: float | None = None) -> int:
         """Store one new message and its outbox rows, commit, return the ack's downlink seq.
 
-        The downlink counter is bumped in the same transaction, so storing and numbering
-        the ack costs one fsync.
+        The ack's downlink seq comes from the lease (next_down_seq); when the lease runs
+        out, its extension rides in the same transaction, so a new message costs one fsync.
         """
         now = time.time() if now is None else now
         doc = msg.to_json()
         doc["received_at"] = now
+        lease = []
 
         def work():
             self.db.execute("INSERT INTO messages(device, seq, type, json, body, received_at, link) "
@@ -136,7 +154,7 @@ class Store:
             self.db.executemany("INSERT OR IGNORE INTO outbox(uplink, device, seq) VALUES (?,?,?)",
                                 [(u, msg.device, msg.seq) for u in uplinks])
             self.db.execute("INSERT OR IGNORE INTO devices(device) VALUES (?)", (msg.device,))
-            sets = ["max_seq=MAX(max_seq, ?)", "last_seen=?", "link=?", "down_seq=down_seq+1"]
+            sets = ["max_seq=MAX(max_seq, ?)", "last_seen=?", "link=?"]
             vals = [msg.seq, now, link]
             if msg.type == "level":
                 sets.append("level=?")
@@ -147,22 +165,52 @@ class Store:
             elif msg.type == "event" and doc.get("kind") == 5 and doc.get("value") is not None:
                 sets.append("consent=?")  # consent_changed carries the new level as value
                 vals.append(doc["value"])
-            row = self.db.execute("UPDATE devices SET %s WHERE device=? RETURNING down_seq" % ", ".join(sets),
-                                  vals + [msg.device]).fetchone()
-            return row[0]
+            self.db.execute("UPDATE devices SET %s WHERE device=?" % ", ".join(sets), vals + [msg.device])
+            dseq, state = self._take_down_seq(msg.device)
+            lease.append(state)
+            return dseq
 
-        return self._tx(work)
+        with self._lock:
+            dseq = self._tx(work)
+            self._down[msg.device] = lease[0]  # only once the lease (if extended) is on disk
+            return dseq
 
-    def next_down_seq(self, device: str, now: float | None = None, link: str | None = None) -> int:
-        """Reserve the next downlink sequence number for a device (committed)."""
-        def work():
+    def _take_down_seq(self, device: str):
+        """(seq, new in-memory state); extends the persisted lease when it is used up.
+        The caller holds the lock and is inside a transaction; it installs the state
+        only after COMMIT, so a failed commit never hands out an unpersisted seq."""
+        st = self._down.get(device)
+        if st is None:
+            row = self.db.execute("SELECT down_seq FROM devices WHERE device=?", (device,)).fetchone()
+            hw = row[0] if row else 0
+            st = (hw + 1, hw)        # nothing leased by this process yet
+        nxt, hw = st
+        if nxt > hw:
+            hw = nxt - 1 + self.down_lease
             self.db.execute("INSERT OR IGNORE INTO devices(device) VALUES (?)", (device,))
-            if now is not None:
-                self.db.execute("UPDATE devices SET last_seen=?, link=COALESCE(?, link) WHERE device=?",
-                                (now, link, device))
-            return self.db.execute("UPDATE devices SET down_seq=down_seq+1 WHERE device=? RETURNING down_seq",
-                                   (device,)).fetchone()[0]
-        return self._tx(work)
+            self.db.execute("UPDATE devices SET down_seq=MAX(down_seq, ?) WHERE device=?", (hw, device))
+        return nxt, (nxt + 1, hw)
+
+    def next_down_seq(self, device: str) -> int:
+        """The next downlink sequence number for a device, never reused, even after a crash.
+
+        Leased in blocks like the device's uplink seq (firmware/outbox.py): the DB holds
+        the highest seq this bridge may have handed out (the lease high-water mark); when
+        the lease is used up it is extended by DOWN_SEQ_LEASE and committed before the
+        first seq of the new block is returned. So one re-ack or command in 64 costs a
+        commit (fsync), the others none, and a restart (SIGKILL included) resumes above the
+        stored mark: it skips ahead, never back. The device accepts any seq above the last
+        one it took, so gaps are harmless.
+        """
+        with self._lock:
+            st = self._down.get(device)
+            if st is not None and st[0] <= st[1]:
+                self._down[device] = (st[0] + 1, st[1])
+                return st[0]
+            out = []
+            dseq = self._tx(lambda: out.append(self._take_down_seq(device)) or out[0][0])
+            self._down[device] = out[0][1]
+            return dseq
 
     # ---------------------------------------------------------------- forwarding
     def pending(self, uplink: str, limit: int = 100) -> list[Record]:
@@ -193,11 +241,50 @@ class Store:
                                    (uplink,)).fetchone()[0]
 
     # ---------------------------------------------------------------- downlink commands
-    def queue_downlink(self, device: str, name: str, fields: dict, now: float | None = None) -> int:
+    def queue_downlink(self, device: str, name: str, fields: dict, now: float | None = None,
+                       audit: dict | None = None) -> int:
+        """Queue a command; `audit` (e.g. a confirmed consent raise) is recorded in the same commit."""
         now = time.time() if now is None else now
-        return self._tx(lambda: self.db.execute(
-            "INSERT INTO downlink(device, name, fields, created_at) VALUES (?,?,?,?)",
-            (device, name, json.dumps(fields, sort_keys=True), now)).lastrowid)
+
+        def work():
+            did = self.db.execute("INSERT INTO downlink(device, name, fields, created_at) VALUES (?,?,?,?)",
+                                  (device, name, json.dumps(fields, sort_keys=True), now)).lastrowid
+            if audit is not None:
+                self.db.execute("INSERT INTO audit(at, device, what, detail) VALUES (?,?,?,?)",
+                                (now, device, audit.get("what", name),
+                                 json.dumps(dict(audit, downlink_id=did), sort_keys=True)))
+            return did
+
+        return self._tx(work)
+
+    def audit_log(self, device: str | None = None) -> list[dict]:
+        with self._lock:
+            rows = self.db.execute("SELECT at, device, what, detail FROM audit WHERE ? IS NULL OR device=? "
+                                   "ORDER BY id", (device, device)).fetchall()
+        return [dict(json.loads(r[3]), at=r[0], device=r[1], what=r[2]) for r in rows]
+
+    def consent_floor(self, device: str) -> int | None:
+        """The lowest consent level the device may be at (None: unknown, never reported).
+
+        Its last reported level (hello, or a consent_changed event), lowered by any consent
+        command still queued or sent after that report: a command to 1 queued after a report
+        of 4 makes 1 the level a later command is compared with, so "lower, then raise again"
+        is still a raise.
+        """
+        with self._lock:
+            row = self.db.execute("SELECT consent FROM devices WHERE device=?", (device,)).fetchone()
+            level = row[0] if row and isinstance(row[0], int) else None
+            at = self.db.execute(
+                "SELECT MAX(received_at) FROM messages WHERE device=? AND (type='hello' OR "
+                "(type='event' AND json_extract(json, '$.kind')=5))", (device,)).fetchone()[0]
+            rows = self.db.execute(
+                "SELECT fields FROM downlink WHERE device=? AND name='consent' AND "
+                "(sent_at IS NULL OR (dseq >= 0 AND sent_at >= ?))", (device, at or 0.0)).fetchall()
+        for (fields,) in rows:
+            lvl = json.loads(fields).get("level")
+            if isinstance(lvl, int):
+                level = lvl if level is None else min(level, lvl)
+        return level
 
     def pending_downlinks(self, device: str | None = None) -> list[tuple]:
         """[(id, device, name, fields)] not yet sent, oldest first."""
