@@ -111,7 +111,9 @@ def test_consent_order_only_is_respected(order_only):
     assert {m["type"] for m in msgs} <= allowed, {m["type"] for m in msgs}
     assert all(m["kind_name"] in ("order_request", "consent_changed") for m in msgs if m["type"] == "event")
     assert all(m.get("trigger") == 0 for m in events(msgs, "order_request"))
+    # a raise of consent needs the customer: refused without the flag (docs/THREAT_MODEL.md T17)
+    assert order_only.send("consent", "4") == 2
     # the customer opts in to full telemetry: level reports start
-    assert order_only.send("consent", "4") == 0
+    assert order_only.send("consent", "4", "--customer-confirmed") == 0
     order_only.wait_for(lambda ms: [m for m in ms if m["type"] == "level"], 40, "level reports after consent 4")
     assert events(order_only.messages(), "consent_changed")
