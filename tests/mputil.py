@@ -22,6 +22,19 @@ def micropython_bin():
     raise RuntimeError("MicroPython unix port not found: set $MICROPYTHON (see README)")
 
 
+def mp32_cmd(setup=True):
+    """The 32-bit (wasm32) MicroPython unix port as a command list, or None if it cannot be
+    set up here (no node). tests/mp32/setup installs it into .cache/mp32 on first use."""
+    js = ROOT / ".cache/mp32/mp32.mjs"
+    if setup:
+        p = subprocess.run([str(ROOT / "tests/mp32/setup")], capture_output=True, text=True)
+        if p.returncode != 0:
+            return None
+    if not js.exists() or not shutil.which("node"):
+        return None
+    return ["node", str(js)]
+
+
 def run_mp(code=None, script=None, args=(), heap="64K", timeout=120, cwd=None, check=True):
     """Run `code` (a string) or `script` (a path) on MicroPython; return stdout text.
 

@@ -10,7 +10,11 @@ a cycle that started right after gc.collect() (resident + what one cycle allocat
 time per cycle, the smallest heap that boots and runs all cycles (bisected in 4 KB steps,
 confirmed over the full run) and whether the target, 64K, works.
 
-  python tests/benchmarks/bench_memory.py [--cycles 10000] [--heap 192K] [--bisect-cycles 2000]
+Two runtimes, side by side: the x86_64 unix port (64-bit: pointers, object headers and GC
+blocks twice an ESP32's) and the same unix port built for wasm32 (32-bit, like an ESP32),
+run under Node by tests/mp32 (set up on first use; skipped with a note if node is missing).
+
+  python tests/benchmarks/bench_memory.py [--cycles 10000] [--heap 192K] [--bisect-cycles 2000] [--no-32]
 """
 import argparse
 import os
@@ -22,7 +26,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests"))
-from mputil import micropython_bin  # noqa: E402
+from mputil import micropython_bin, mp32_cmd  # noqa: E402
 
 DRIVER = r'''
 import gc, sys, os, time, json
@@ -93,7 +97,7 @@ def run(mp, src, heap, cycles):
         flash = Path(work) / "flash"
         flash.mkdir()
         env = dict(os.environ, MICROPYPATH=str(src))
-        p = subprocess.run([mp, "-X", "heapsize=" + heap, str(drv), str(cycles), str(ROOT), str(flash)],
+        p = subprocess.run(mp + ["-X", "heapsize=" + heap, str(drv), str(cycles), str(ROOT), str(flash)],
                            capture_output=True, text=True, env=env, cwd=work, timeout=900)
         for line in p.stdout.splitlines():
             if line.startswith("RESULT"):
@@ -116,7 +120,7 @@ def ok(r):
     return len(r) == 6 and isinstance(r[0], int)
 
 
-def smallest_heap(mp, src, cycles, lo=32, hi=256, step=4):
+def smallest_heap(mp, src, cycles, lo=32, hi=256, step=4):  # mp: the command, a list
     """Bisect the smallest heap (KB, multiple of step) that boots and runs `cycles` cycles."""
     if not ok(run(mp, src, "%dK" % hi, cycles)):
         return None
@@ -135,25 +139,36 @@ def main():
     ap.add_argument("--heap", default="192K", help="heap of the main run (figures)")
     ap.add_argument("--bisect-cycles", type=int, default=2000,
                     help="cycles per bisection run (the result is confirmed with --cycles)")
+    ap.add_argument("--no-32", action="store_true", help="skip the 32-bit (wasm32) runtime")
     a = ap.parse_args()
-    mp = micropython_bin()
+    runtimes = [("64-bit", [micropython_bin()])]
+    m32 = None if a.no_32 else mp32_cmd()
+    if m32:
+        runtimes.append(("32-bit", m32))
+    elif not a.no_32:
+        print("(32-bit runtime unavailable: tests/mp32/setup needs node; 64-bit figures only)")
     tmp = tempfile.mkdtemp(prefix="mpy-")
     try:
         build_mpy(tmp)
         cols = {}
-        for name, src in (("py", ROOT), ("mpy", Path(tmp))):
-            r = run(mp, src, a.heap, a.cycles)
-            mn = smallest_heap(mp, src, a.bisect_cycles)
-            while mn is not None and mn <= 256 and not ok(run(mp, src, "%dK" % mn, a.cycles)):
-                mn += 4   # confirm over the full run
-            at64 = run(mp, src, "64K", a.cycles)
-            cols[name] = (r, mn, at64)
+        names = []
+        for rt, mp in runtimes:
+            for kind, src in (("py", ROOT), ("mpy", Path(tmp))):
+                name = "%s %s" % (kind, rt)
+                names.append(name)
+                r = run(mp, src, a.heap, a.cycles)
+                mn = smallest_heap(mp, src, a.bisect_cycles)
+                while mn is not None and mn <= 256 and not ok(run(mp, src, "%dK" % mn, a.cycles)):
+                    mn += 4   # confirm over the full run
+                at64 = run(mp, src, "64K", a.cycles)
+                cols[name] = (r, mn, at64)
         rows = (("heap after import (B)", 0), ("heap after boot (B)", 1), ("peak per cycle (B)", 4),
                 ("growth over run (B)", None), ("time per cycle (us)", 5))
-        print("%-28s %12s %12s" % ("", ".py", ".mpy"))
+        fmt = "%-28s" + " %13s" * len(names)
+        print(fmt % ("", *names))
         for label, i in rows:
             vals = []
-            for name in ("py", "mpy"):
+            for name in names:
                 r = cols[name][0]
                 if not ok(r):
                     vals.append("failed")
@@ -161,15 +176,16 @@ def main():
                     vals.append(str(r[3] - r[2]))
                 else:
                     vals.append(str(r[i]))
-            print("%-28s %12s %12s" % (label, vals[0], vals[1]))
-        print("%-28s %12s %12s" % ("smallest working heap", *[
-            "%dK" % cols[n][1] if cols[n][1] else ">256K" for n in ("py", "mpy")]))
-        print("%-28s %12s %12s" % ("%d cycles at 64K (target)" % a.cycles, *[
-            "ok" if ok(cols[n][2]) else "fails" for n in ("py", "mpy")]))
-        for n in ("py", "mpy"):
+            print(fmt % (label, *vals))
+        print(fmt % ("smallest working heap", *[
+            "%dK" % cols[n][1] if cols[n][1] else ">256K" for n in names]))
+        print(fmt % ("%d cycles at 64K (target)" % a.cycles, *[
+            "ok" if ok(cols[n][2]) else "fails" for n in names]))
+        for n in names:
             if not ok(cols[n][0]):
                 print("%s failed at heap %s: %s" % (n, a.heap, cols[n][0]))
-        print("(bytes of GC heap on the 64-bit unix port; figures at heap %s, %d cycles; "
+        print("(bytes of GC heap; 64-bit = the x86_64 unix port, 32-bit = the same port built for "
+              "wasm32 (tests/mp32), an ESP32's word size; figures at heap %s, %d cycles; "
               "growth = end - after %d cycles; peak = gc.mem_alloc() at the end of a cycle "
               "started right after gc.collect(), garbage included)" % (a.heap, a.cycles, min(1000, a.cycles // 2)))
     finally:
