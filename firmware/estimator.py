@@ -172,7 +172,7 @@ class Estimator:
         # small JSON-able list; Estimator.restore(list) rebuilds an equivalent object.
         # The bucket arrays go as base64 of their bytes: exact and ~4x shorter than floats.
         return ([_STATE_V] + [getattr(self, k) for k in _PARAMS + _DYN]
-                + [b2a_base64(bytes(a)).decode().strip() for a in self._ring()])
+                + [b2a_base64(a, newline=False).decode() for a in self._ring()])
 
     @classmethod
     def restore(cls, s):
