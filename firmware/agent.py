@@ -198,7 +198,7 @@ class Agent:
             self.wdt.feed()
         b = self.button
         if b is not None and b.pressed():
-            self._try(self.policy.button)
+            self.press()
         for chunk in self.tr.poll():
             p = self.downlink.handle(chunk)
             if self.verbose:
@@ -219,9 +219,16 @@ class Agent:
         store.save(self._cfg_path, self.cfg)
         self.report.done(clock.now() - self.report.period, self.cfg["report_s"])
 
+    def press(self):
+        """One button press: an order request, or the customer's confirmation of a
+        pending consent raise (firmware/policy.py)."""
+        self._try(self.policy.button)
+        self.outbox.set_consent(self.policy.consent)
+
     def on_consent(self, level):
-        self.outbox.set_consent(level)   # purge what the new level no longer allows
-        self._try(self.policy.set_consent, level)
+        if level <= self.policy.consent:
+            self.outbox.set_consent(level)   # purge what the lower level no longer allows
+        self._try(self.policy.set_consent, level)   # a raise waits for press()
 
     def on_status(self, key, status):
         self.policy.order_status(key, status)

@@ -15,11 +15,19 @@ Consent: a message is only built when protocol.messages.required_consent() of it
 within the level (checked here with the same function on the would-be payload's kind, and
 again by the outbox, the single gate every uplink passes). `emit(payload)` stores a message
 (Outbox.put) and returns its seq or None; it raises when the outbox refuses.
+
+Who may change consent: a consent downlink may lower it at once, but a raise is only a
+request: it waits, in RAM (a reboot or deep sleep drops it), up to CONFIRM_MS of real time
+(a person's time, whatever the simulated world's speed) for the customer to press the
+device's button, and that press confirms it instead of ordering. So neither a bridge nor a
+stolen key can widen what the device shares (docs/THREAT_MODEL.md T17). A board without a
+button can only be raised by re-provisioning (`consumables deploy --consent`).
 """
-from firmware import store
+from firmware import clock, store
 from protocol import messages as M
 
 _KEEP_ORDERS = 4   # order_status records kept (newest)
+CONFIRM_MS = 600000   # how long a requested consent raise waits for the customer's press
 
 
 class Policy:
@@ -37,6 +45,7 @@ class Policy:
         self.fault = st.get("f", 0)         # sensor_fault reported and not yet cleared
         self.orders = st.get("o", {})       # idempotency key -> last order status
         self.episode = st.get("e", 0)
+        self.pending = None                 # (level, clock.ms()): a raise awaiting the press
 
     def save(self):
         if self.path:
@@ -90,7 +99,14 @@ class Policy:
 
     # ---- respond to desire -------------------------------------------------
     def button(self):
-        """One debounced press. Returns the seq of the order request, or None."""
+        """One debounced press. Returns the seq of the order request, or None. While a
+        consent raise is pending the press confirms it instead (and orders nothing)."""
+        p = self.pending
+        if p is not None:
+            self.pending = None
+            if clock.ms_diff(clock.ms(), p[1]) <= CONFIRM_MS:
+                self._consent(p[0])
+                return None
         if not self.may(M.EVENT, M.EV_ORDER_REQUEST, M.BY_BUTTON):
             return None
         self.presses += 1
@@ -144,13 +160,21 @@ class Policy:
 
     # ---- downlink-driven ---------------------------------------------------------
     def set_consent(self, level):
-        """New consent level (from a consent downlink); emits consent_changed."""
+        """A consent downlink: a lower (or equal) level applies now; a higher one waits for
+        the customer's press (see the module notes). Returns the level now in force."""
+        if level > self.consent:
+            self.pending = (level, clock.ms())
+            return self.consent
+        self.pending = None
+        self._consent(level)
+        return level
+
+    def _consent(self, level):
         old = self.consent
         self.consent = level
         self.save()
         if level != old:
             self._event(M.EV_CONSENT_CHANGED, value=level)
-        return old
 
     def order_status(self, key, status):
         o = self.orders

@@ -138,7 +138,12 @@ def test_no_level_reports_without_full_consent_and_consent_downlink():
     o = br.events(M.EV_ORDER_REQUEST)
     assert len(o) == 1 and o[0][3] == "toner1-b1" and o[0][5] == M.BY_BUTTON
     br.send({0: M.CONSENT, 1: M.CONSENT_FULL})
+    run(a, w, br, 1)
+    assert br.levels == 0 and a.policy.pending      # a raise waits for the customer's press
+    btn.n = 1                                       # a minute later the press confirms it
+    run(a, w, br, 1, step=60)
     run(a, w, br, 10)
+    assert len(br.events(M.EV_ORDER_REQUEST)) == 1
     cc = br.events(M.EV_CONSENT_CHANGED)
     assert len(cc) == 1 and cc[0][4] == M.CONSENT_FULL
     assert br.levels >= 1

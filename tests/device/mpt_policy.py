@@ -2,7 +2,8 @@
 # runtimes: micropython cpython
 # heapsize: 128K
 
-from firmware.policy import Policy
+from firmware import clock
+from firmware.policy import CONFIRM_MS, Policy
 from protocol import messages as M
 from mptutil import rmtree, scratch
 
@@ -161,4 +162,28 @@ def test_sensor_fault_reported_once_until_cleared():
     p.sensor(True)
     p.sensor(False, 3)
     assert s.kinds() == [M.EV_SENSOR_FAULT] * 2
+    rmtree(d)
+
+
+def test_consent_raise_waits_for_the_customers_press():
+    d = scratch("pol")
+    p, s = make(d, M.CONSENT_ORDER_ONLY)
+    assert p.set_consent(M.CONSENT_FULL) == M.CONSENT_ORDER_ONLY   # only a request
+    assert p.consent == M.CONSENT_ORDER_ONLY and not p.may(M.LEVEL) and s.msgs == []
+    assert p.button() is None                                      # the press confirms it
+    assert p.consent == M.CONSENT_FULL and p.may(M.LEVEL)
+    assert [m[1] for m in s.msgs] == [M.EV_CONSENT_CHANGED]        # and orders nothing
+    assert p.button() is not None                                  # the next press orders
+    assert p.set_consent(M.CONSENT_ORDER_ONLY) == M.CONSENT_ORDER_ONLY   # lowering: at once
+    assert p.consent == M.CONSENT_ORDER_ONLY
+    p.set_consent(M.CONSENT_FULL)
+    lv, t = p.pending
+    p.pending = (lv, clock.ms() - CONFIRM_MS - 1000)               # the customer never came
+    n = len(s.msgs)
+    p.button()
+    assert p.consent == M.CONSENT_ORDER_ONLY and p.pending is None
+    assert [m[1] for m in s.msgs[n:]] == [M.EV_ORDER_REQUEST]      # an ordinary order
+    p.set_consent(M.CONSENT_FULL)
+    p2, _ = make(d, M.CONSENT_ORDER_ONLY)                          # a reboot drops the request
+    assert p2.pending is None and p2.consent == M.CONSENT_ORDER_ONLY
     rmtree(d)

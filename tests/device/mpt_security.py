@@ -88,6 +88,9 @@ def test_valid_config_and_consent_are_applied():
     feed(a, tr, down(1, CFG), down(2, RAISE))
     assert a.cfg["report_s"] == 60 and a.cfg["low_pct"] == 50
     assert store.load(root + "state/config.json")["report_s"] == 60
+    # a raise is only a request until the customer presses the device's button
+    assert a.policy.consent == M.CONSENT_ORDER_ONLY and a.outbox.consent == M.CONSENT_ORDER_ONLY
+    a.press()
     assert a.policy.consent == M.CONSENT_FULL and a.outbox.consent == M.CONSENT_FULL
     assert a.downlink.applied == 2 and a.downlink.refused == 0
     rmtree(root)
@@ -111,6 +114,7 @@ def test_unverified_changes_refused_not_applied():
     assert not a.policy.may(M.LEVEL)                   # telemetry still not consented
     # the refusals did not burn sequence numbers: the real bridge's seq 1 still works
     feed(a, tr, down(1, RAISE))
+    a.press()
     assert a.policy.consent == M.CONSENT_FULL
     rmtree(root)
 
@@ -133,12 +137,15 @@ def test_replayed_downlink_seq_refused_even_after_reboot():
     a, tr = agent(root)
     grant = down(5, {0: M.CONSENT, 1: M.CONSENT_FULL})
     revoke = down(6, {0: M.CONSENT, 1: M.CONSENT_NONE})
-    feed(a, tr, grant, revoke)
+    feed(a, tr, grant)
+    a.press()                                        # the customer confirms the grant
+    feed(a, tr, revoke)
     assert a.policy.consent == M.CONSENT_NONE
     # the attacker recorded the grant and plays it back to restore telemetry
     feed(a, tr, grant)
     feed(a, tr, down(6, {0: M.CONSENT, 1: M.CONSENT_FULL}))              # same seq, other bytes
     feed(a, tr, down(4, CFG))                                             # an older seq
+    a.press()                                                             # nothing to confirm
     assert a.policy.consent == M.CONSENT_NONE and a.cfg["report_s"] == 3600
     assert a.downlink.replayed == 3
     # power cut and reboot: the downlink seq was persisted before applying
@@ -147,5 +154,6 @@ def test_replayed_downlink_seq_refused_even_after_reboot():
     assert a2.policy.consent == M.CONSENT_NONE and a2.cfg["report_s"] == 3600
     assert a2.downlink.replayed == 3 and a2.downlink.applied == 0
     feed(a2, tr2, down(7, {0: M.CONSENT, 1: M.CONSENT_REMINDERS}))        # the next real one
+    a2.press()
     assert a2.policy.consent == M.CONSENT_REMINDERS
     rmtree(root)

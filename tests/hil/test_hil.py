@@ -4,6 +4,7 @@ Runs against the virtual board by default; `pytest tests/hil --port /dev/ttyUSB0
 esp32-devkitc` runs the same checks on a real board (world commands then need a human or
 a rig that drives the sensor, so those tests skip).
 """
+import sqlite3
 import time
 
 import pytest
@@ -113,7 +114,21 @@ def test_consent_order_only_is_respected(order_only):
     assert all(m.get("trigger") == 0 for m in events(msgs, "order_request"))
     # a raise of consent needs the customer: refused without the flag (docs/THREAT_MODEL.md T17)
     assert order_only.send("consent", "4") == 2
-    # the customer opts in to full telemetry: level reports start
+    # the customer opts in to full telemetry: the supplier asks, the device waits for the
+    # customer's press (firmware/policy.py), and that press confirms instead of ordering
     assert order_only.send("consent", "4", "--customer-confirmed") == 0
+    t_end = time.time() + 30
+    while not _downlink_sent(order_only) and time.time() < t_end:
+        time.sleep(0.2)
+    assert _downlink_sent(order_only), "the consent command was never delivered"
+    time.sleep(1)
+    assert not [m for m in order_only.messages() if m["type"] == "level"]   # not before the press
+    order_only.world("button")
     order_only.wait_for(lambda ms: [m for m in ms if m["type"] == "level"], 40, "level reports after consent 4")
     assert events(order_only.messages(), "consent_changed")
+    assert len(events(order_only.messages(), "order_request")) == 1       # the press only confirmed
+
+
+def _downlink_sent(rig):
+    with sqlite3.connect(str(rig.db)) as db:
+        return db.execute("SELECT COUNT(*) FROM downlink WHERE sent_at IS NOT NULL").fetchone()[0] > 0
