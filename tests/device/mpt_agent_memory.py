@@ -5,8 +5,8 @@
 # Heap: the target is 64K (an ESP32 without PSRAM has ~100 KB free); not reached yet. This
 # file runs on the 64-bit unix port, where words, object headers and GC blocks are twice an
 # ESP32's, from .py sources that also compile in the heap; so it asserts 144K, 8K above
-# the lowest .py heap achieved there (bisected: 136K, was 176K). tests/host/test_memory32.py runs the same
-# agent from .mpy on the 32-bit build of the port in 96K (smallest that works: 88-92K).
+# the lowest .py heap achieved there (bisected: 136K, was 176K). tests/host/test_memory32.py
+# runs the same agent from .mpy on the 32-bit build of the port in 96K (smallest: 88-92K).
 # `python tests/benchmarks/bench_memory.py` prints the figures for both word sizes.
 # heapsize: 144K
 # timeout: 120
