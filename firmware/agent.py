@@ -87,7 +87,8 @@ class Agent:
         mem = board.get("outbox", {})
         self.outbox = Outbox(root + "outbox", mem.get("max_count", 32), mem.get("max_bytes", 4096),
                              mem.get("reserve", 8), mem.get("reserve_bytes", 1024),
-                             consent=prov.get("consent", M.CONSENT_ORDER_ONLY))
+                             mem.get("timeout_ms", 4000), mem.get("max_timeout_ms", 120000),
+                             prov.get("consent", M.CONSENT_ORDER_ONLY))
         self.policy = Policy(self.dev, item, self.cfg, self._emit, sd + "/policy.json",
                              prov.get("consent", M.CONSENT_ORDER_ONLY))
         self.outbox.set_consent(self.policy.consent)
@@ -106,13 +107,17 @@ class Agent:
         self.woke = hal.reset_cause() == hal.DEEPSLEEP_RESET
         if not self.woke:
             self.boot += 1
-            store.save(sd + "/boot.json", {"n": self.boot})
+            self._try(store.save, sd + "/boot.json", {"n": self.boot})
             self._try(self.policy.hello, FW, board.get("name", "?"), self.boot)
         wd = pw.get("wdt_ms", 30000)
         self.wdt = hal.WDT(0, wd) if wd else None
 
     # ---- the single entry point of uplink messages ------------------------------
     def _emit(self, payload):
+        t = payload.get(0)
+        d = self.outbox.dropped
+        if d and (t == M.USAGE or t == M.HELLO):
+            payload[3 if t == M.USAGE else 11] = d   # so the supplier can tell drops from loss
         seq = self.outbox.put(payload)   # the outbox checks consent (raises outside it)
         if self.verbose and seq is not None:
             log("queued", seq, "type", payload.get(0, M.LEVEL), "n=%d" % len(self.outbox))
@@ -121,9 +126,9 @@ class Agent:
     def _try(self, fn, *a):
         try:
             return fn(*a)
-        except OutboxFull:
+        except (OutboxFull, OSError) as e:   # OSError: flash full (ENOSPC); keep running
             if self.verbose:
-                log("outbox full")
+                log("not stored", repr(e))
             return None
 
     # ---- one sample ---------------------------------------------------------------
@@ -184,13 +189,17 @@ class Agent:
         if not self.policy.may(M.USAGE):
             return
         self.usage.reported(t)
-        self.checkpoint()           # so the value sent is never taken back by a reboot
-        self._try(self._emit, self.usage.payload(ep))
+        if self.checkpoint():       # so the value sent is never taken back by a reboot
+            self._try(self._emit, self.usage.payload(ep))
 
     def checkpoint(self):
-        store.save(self._est_path, {"est": self.est.state(), "use": self.usage.state(),
-                                    "rep": self.report.at, "off": clock.offset()})
-        self.downlink.checkpoint()
+        try:
+            store.save(self._est_path, {"est": self.est.state(), "use": self.usage.state(),
+                                        "rep": self.report.at, "off": clock.offset()})
+            self.downlink.checkpoint()
+            return True
+        except OSError:     # flash full: keep running on the last checkpoint
+            return False
 
     # ---- the fast part ------------------------------------------------------------
     def service(self):
@@ -200,7 +209,7 @@ class Agent:
         if b is not None and b.pressed():
             self.press()
         for chunk in self.tr.poll():
-            p = self.downlink.handle(chunk)
+            p = self._try(self.downlink.handle, chunk)
             if self.verbose:
                 log("downlink", p[0] if p else "refused")
         due = self.outbox.next_due(clock.ms())

@@ -14,6 +14,16 @@ atomic commit. Boot cost is one directory listing: class and consent live in the
        'k' everything else (order requests, usage, events): never dropped
   consent  required_consent(payload): a consent downgrade purges what it no longer allows
 
+Dropped by policy (old level reports making room, superseded hellos, consent purges): the
+file is renamed to the marker `<dir>/d<N>` (N = the count for the device's life), then the
+marker d<N-1> removed, so the count is persisted by the same atomic rename that drops the
+message (a cut in between leaves two markers; boot keeps the highest). The agent reports it
+(usage key 3, hello key 11) so the supplier can tell a by-design gap from a loss. The oldest
+message is never dropped for room: it may be in flight (or was, before a reboot), and a
+dropped message must never have been delivered.
+Flash full (OSError, e.g. ENOSPC on LittleFS): put() drops a level report and retries; with
+none left it refuses like a full outbox, and hands the seq back (nothing used it).
+
 Bounds: at most max_count files / max_bytes payload bytes. Level reports may only use
 max_count - reserve files (and max_bytes - reserve_bytes): the reserve is headroom that
 keeps room for orders even when the bridge is gone for a week. When the outbox is full of
@@ -74,7 +84,7 @@ class Outbox:
         self.timeout_ms = timeout_ms
         self.max_timeout_ms = max_timeout_ms
         self.consent = consent
-        self.dropped = 0      # level reports dropped to make room
+        self.dropped = 0      # dropped by policy, for the device's life (the d<N> marker)
         self.refused = 0      # messages refused (full, or outside consent)
         # index, oldest first: parallel lists of seq, class char, consent needed, size
         self._seq = []
@@ -104,6 +114,18 @@ class Outbox:
             if name.endswith(store.TMP):
                 # a message whose put() never returned: it was not accepted; drop it
                 if name.endswith(_EXT + store.TMP):
+                    store.remove(full)
+                continue
+            if name[0] == "d":
+                try:
+                    n = int(name[1:])
+                except ValueError:
+                    continue
+                if n > self.dropped:
+                    if self.dropped:
+                        store.remove(self._mark(self.dropped))
+                    self.dropped = n
+                else:
                     store.remove(full)
                 continue
             if not name.endswith(_EXT):
@@ -178,14 +200,22 @@ class Outbox:
                 if c == "l":
                     return None
                 raise OutboxFull()
-        seq = self._take_seq()
-        self._append(seq, c, req, n)
-        try:
-            store.write_atomic(self._name(len(self._seq) - 1), data)
-        except Exception:
-            self._pop(len(self._seq) - 1)
-            raise
-        return seq
+        while True:
+            seq = None
+            try:
+                seq = self._take_seq()
+                self._append(seq, c, req, n)
+                store.write_atomic(self._name(len(self._seq) - 1), data)
+                return seq
+            except OSError:     # flash full: make room from level reports, or refuse
+                if seq is not None:
+                    self._pop(len(self._seq) - 1)
+                    self.next_seq = seq     # never used: hand it back, no gap
+                if not self._drop_class("l", 1):
+                    self.refused += 1
+                    if c == "l":
+                        return None
+                    raise OutboxFull()
 
     def _take_seq(self):
         seq = self.next_seq
@@ -197,14 +227,13 @@ class Outbox:
         return seq
 
     def _drop_class(self, c, limit):
-        """Drop up to `limit` oldest messages of class c; returns how many."""
+        """Drop up to `limit` oldest messages of class c, never the oldest of all (it may
+        be in flight); returns how many."""
         n = 0
-        i = 0
+        i = 1
         while i < len(self._seq) and n < limit:
             if self._cls[i] == c:
-                self._remove(i)
-                if c == "l":
-                    self.dropped += 1
+                self._drop(i)
                 n += 1
             else:
                 i += 1
@@ -220,6 +249,17 @@ class Outbox:
         self._req.pop(i)
         self._size.pop(i)
 
+    def _mark(self, n):
+        return "%s/d%d" % (self.path, n)
+
+    def _drop(self, i):
+        n = self.dropped + 1
+        store.rename(self._name(i), self._mark(n))   # the drop and its count, one commit
+        if n > 1:
+            store.remove(self._mark(n - 1))
+        self.dropped = n
+        self._pop(i)
+
     def _remove(self, i):
         store.remove(self._name(i))   # before the index: a cut leaves the file, not a hole
         self._pop(i)
@@ -231,7 +271,7 @@ class Outbox:
         i = 0
         while i < len(self._seq):
             if self._req[i] > level:
-                self._remove(i)
+                self._drop(i)
             else:
                 i += 1
 

@@ -7,6 +7,9 @@ an existing file, so MicroPython's VfsFat unlinks the target first: a cut betwee
 leaves only `path.tmp`, complete. Hence read_checked(): keep `path` when it parses, else
 recover from `path.tmp` if (and only if) *that* parses, and promote it.
 
+A write that fails (OSError: ENOSPC when the flash is full) removes its tmp and raises;
+the old `path` is untouched.
+
 All I/O goes through the module-level functions write_file / rename / remove, so tests can
 monkeypatch them to inject a power cut at any single step.
 """
@@ -83,7 +86,11 @@ def makedirs(path):
 
 def write_atomic(path, data):
     tmp = path + TMP
-    write_file(tmp, data)
+    try:
+        write_file(tmp, data)
+    except OSError:     # flash full (ENOSPC): do not leave a torn tmp taking the space
+        remove(tmp)
+        raise
     rename(tmp, path)
 
 

@@ -26,8 +26,11 @@ unix port runs, and makes the process behave like a bare-metal port:
   line commands on the optional Unix socket ``--ctl PATH`` (one command per
   connection, answer ``ok ...`` / ``error ...``).  World commands (``button``,
   ``refill``) are appended as lines to ``FLASH/ctl`` for the simulated world.
-* ``FLASH/sim.json`` gets ``{"speed": X, "seed": N}`` before the first boot when
-  either is given, for the firmware's simulated world.
+* ``FLASH/sim.json`` gets ``{"speed": X, "seed": N, "state": "world.json"}`` before
+  the first boot, for the firmware's simulated world; ``FLASH/world.json`` keeps the world
+  (level, clock anchored to the host's wall clock) across power cuts, so a reboot resumes
+  it instead of starting a fresh, full consumable. ``flash N`` (a world command) leaves
+  N free bytes on the emulated flash: writes beyond fail with ENOSPC.
 """
 import argparse
 import errno
@@ -54,7 +57,8 @@ EXIT_DEEPSLEEP = 118
 PWRON_RESET, HARD_RESET, WDT_RESET, DEEPSLEEP_RESET, SOFT_RESET = 1, 2, 3, 4, 5
 
 # commands for the simulated world (firmware/sensors/simctl.py), passed through the ctl file
-WORLD_COMMANDS = ("button", "refill", "level", "rate", "speed", "advance", "noise", "spike", "dropout")
+WORLD_COMMANDS = ("button", "refill", "level", "rate", "speed", "advance", "noise", "spike", "dropout",
+                  "flash")
 RAW_BANNER = b"raw REPL; CTRL-B to exit"
 BOOT_MARK = b"; virtual board "  # printed by _vboot.py once Python code runs
 PROMPT = b">>> "
@@ -200,6 +204,7 @@ class VirtualBoard:
         # (after a Ctrl-C: the REPL is coming, hold until its prompt), "ready".
         self._phase = "off"
         self._in_frame, self._frame_len, self._scanned = False, 0, 0
+        self._last_in = 0
         self._pending = bytearray()
         self._unanswered = bytearray()  # written to the port since its last output
         self._boot_at = None         # time of a pending (delayed) boot
@@ -311,14 +316,13 @@ class VirtualBoard:
 
     # ---- process ----------------------------------------------------------
     def _write_sim_json(self):
-        sim = {}
+        sim = {"state": "world.json"}
         if self.speed is not None:
             sim["speed"] = self.speed
         if self.seed is not None:
             sim["seed"] = self.seed
-        if sim:
-            with open(os.path.join(self.flash_dir, "sim.json"), "w") as f:
-                json.dump(sim, f)
+        with open(os.path.join(self.flash_dir, "sim.json"), "w") as f:
+            json.dump(sim, f)
 
     def _spawn(self, cause, run_main):
         master, slave = os.openpty()
@@ -337,6 +341,7 @@ class VirtualBoard:
         self._ready.clear()
         self._phase = "booting"
         self._in_frame, self._frame_len, self._scanned = False, 0, 0
+        self._last_in = 0
         self.boots += 1
         self._cause = cause
         self._boot_at = None
@@ -476,16 +481,20 @@ class VirtualBoard:
             return False
 
     def _ctrl_c_outside_frame(self):
-        """Index of the first 0x03 in the pending input that is not inside a frame, or -1.
+        """Index of the first "\\r\\x03" 0x03 in the pending input that is not inside a
+        frame, or -1.
 
         Frames are 00 | COBS | 00: the first 0x00 opens one, the next 0x00 after at
         least one byte closes it (00 00 keeps it open: an empty chunk then a start).
-        Scanned bytes are remembered, so the state carries across reads.
+        Scanned bytes are remembered, so the state carries across reads. Like the firmware
+        on a real board (kbd_intr off, firmware/transport_serial.py) only mpremote's
+        "\\r\\x03" interrupts: a noisy line that drops a 0x00 makes frame bytes look
+        outside a frame, and a lone 0x03 among them must not stop main.py.
         """
         in_frame, n = self._in_frame, self._frame_len
         pos = self._scanned
         for i in range(pos, len(self._pending)):
-            b = self._pending[i]
+            prev, b = b if i > pos else self._last_in, self._pending[i]
             if b == 0:
                 if in_frame and n:
                     in_frame, n = False, 0
@@ -493,9 +502,12 @@ class VirtualBoard:
                     in_frame, n = True, 0
             elif in_frame:
                 n += 1
-            elif b == 3:
+            elif b == 3 and prev == 13:
                 self._in_frame, self._frame_len, self._scanned = in_frame, n, 0
+                self._last_in = 3
                 return i
+        if len(self._pending) > pos:
+            self._last_in = self._pending[-1]
         self._in_frame, self._frame_len = in_frame, n
         self._scanned = 0
         return -1

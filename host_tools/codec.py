@@ -117,6 +117,7 @@ class Hello(Message):
     refills: list | None = None
     consent: int = 0
     boot: int | None = None
+    dropped: int | None = None   # messages the outbox dropped by policy (None: 0)
 
     @property
     def unit_name(self) -> str:
@@ -151,6 +152,7 @@ class Event(Message):
 class Usage(Message):
     consumed_milli: int = 0
     episode: int = 0
+    dropped: int | None = None   # messages the outbox dropped by policy (None: 0)
 
 
 TYPES = {"hello": Hello, "level": Level, "event": Event, "usage": Usage}

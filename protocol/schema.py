@@ -9,11 +9,11 @@ from protocol.errors import DecodeError
 # type -> (name, field names of keys 1..n)
 NAMES = {
     M.HELLO: ("hello", ("proto", "fw", "board", "sku", "model", "capacity", "unit", "refills",
-                        "consent", "boot")),
+                        "consent", "boot", "dropped")),
     M.LEVEL: ("level", ("remaining", "fill_pct", "rate_per_day", "tte_h", "tte_err_h", "quality",
                         "battery_pct")),
     M.EVENT: ("event", ("kind", "episode", "key", "value", "trigger")),
-    M.USAGE: ("usage", ("consumed_milli", "episode")),
+    M.USAGE: ("usage", ("consumed_milli", "episode", "dropped")),
     M.ACK: ("ack", ("seq",)),
     M.CONFIG: ("config", ("sample_s", "report_s", "near_empty_report_s", "lead_time_h", "margin_h",
                           "low_pct")),

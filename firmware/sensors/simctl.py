@@ -16,6 +16,7 @@ One command per line, '#' starts a comment, unknown lines are ignored:
   noise F         sensor noise (fraction of capacity)
   spike P         spike probability per reading
   dropout P       dropout probability per reading
+  flash [N]       the flash has N more free bytes (writes beyond: ENOSPC); no N: no limit
 """
 import os
 
@@ -67,6 +68,9 @@ def command(w, line):
             w.speed = a
         elif cmd == "advance":
             w.advance(a)
+        elif cmd == "flash":
+            from firmware.sensors import simstate
+            simstate.flash(w, a)
         elif cmd in ("noise", "spike", "dropout"):
             setattr(w, {"noise": "noise", "spike": "spike_p", "dropout": "dropout_p"}[cmd], a)
         else:

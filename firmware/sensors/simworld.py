@@ -23,6 +23,8 @@ Config keys are listed in the comment below; the control file in simctl.py."""
 #                   flash directory, which is the unix port's cwd); null disables
 #   ctl_ms          how often (real ms) the control file is polled (default 250)
 #   button_pin      pin id that reads the simulated button (default: board pins.button)
+#   state           file (relative to the flash directory) that keeps the world across
+#                   power cuts (firmware/sensors/simstate.py); null: off
 #
 # Consumption is computed per simulated hour from a hash of (seed, hour), so the
 # true level at time t does not depend on how often it was queried.
@@ -82,6 +84,7 @@ class World:
         bp = c.get("button_pin", button_pin)
         self.button_pin = bp
         self.speed = float(c.get("speed", 1))
+        self._cs = self.speed
         self._t = float(c.get("start_s", 0))       # sim time of the state below
         self._level = float(c.get("level", self.capacity))
         self._empty_at = None
@@ -92,6 +95,10 @@ class World:
         self._pending = 0       # presses not yet seen by the pin
         self._down_reads = 0
         self.refill_count = 0
+        self._state = c.get("state")
+        if self._state:
+            from firmware.sensors import simstate
+            simstate.boot(self)
 
     # ---- clock -------------------------------------------------------
     def now(self):
@@ -158,11 +165,21 @@ class World:
     def poll(self):
         """Run the control file now (see simctl.py); returns commands run."""
         from firmware.sensors import simctl   # only loaded when a ctl path is set
-        return simctl.poll(self)
+        n = simctl.poll(self)
+        if n and self._state:
+            self.save()
+        return n
 
     def command(self, line):
         from firmware.sensors import simctl
-        return simctl.command(self, line)
+        ok = simctl.command(self, line)
+        if ok and self._state:
+            self.save()
+        return ok
+
+    def save(self):
+        from firmware.sensors import simstate
+        simstate.save(self)
 
     def level(self, t=None):
         """True remaining quantity at simulated time t (default: now)."""

@@ -14,7 +14,7 @@ KEY = bytes(range(32))  # test key only; never provision it
 KID = "tnr-0001"
 
 VECTORS = [
-    ("hello", 0, {0: m.HELLO, 1: 1, 2: "0.1.0", 3: "esp32-devkitc", 4: "TN-2420", 5: "Brother TN-2420",
+    ("hello", 0, {0: m.HELLO, 1: m.PROTOCOL_VERSION, 2: "0.1.0", 3: "esp32-devkitc", 4: "TN-2420", 5: "Brother TN-2420",
                   6: 3000, 7: 2, 8: ["TN-2420", "TN-2410"], 9: m.CONSENT_AUTOMATIC, 10: 3}),
     ("level_toner_mains", 1, {1: 1234, 2: 41, 3: 45, 4: 658, 5: 60, 6: 9}),
     ("level_propane_battery", 2, {1: 9000, 2: 45, 3: 600, 4: 360, 5: 40, 6: 8, 7: 87}),
@@ -26,6 +26,9 @@ VECTORS = [
     ("event_sensor_fault", 8, {0: m.EVENT, 1: m.EV_SENSOR_FAULT, 2: 2, 4: 1}),
     ("event_consent_changed", 9, {0: m.EVENT, 1: m.EV_CONSENT_CHANGED, 2: 2, 4: m.CONSENT_FULL}),
     ("usage", 10, {0: m.USAGE, 1: 1766000, 2: 2}),
+    ("usage_dropped", 11, {0: m.USAGE, 1: 1767000, 2: 2, 3: 12}),
+    ("hello_dropped", 12, {0: m.HELLO, 1: m.PROTOCOL_VERSION, 2: "0.3.0", 3: "virtual", 4: "TN-2420",
+                           6: 3000, 7: 2, 9: m.CONSENT_FULL, 10: 4, 11: 12}),
     ("level_large_seq", 1099511627775, {1: 20, 2: 1, 3: 45, 4: 10, 5: 4, 6: 7}),
 ]
 DOWN = [

@@ -7,27 +7,7 @@ import os
 from firmware import outbox, store
 from firmware.outbox import Outbox, OutboxFull, ConsentError
 from protocol import cbor, messages as M
-
-
-def rmtree(path):
-    try:
-        names = os.listdir(path)
-    except OSError:
-        return
-    for n in names:
-        p = path + "/" + n
-        try:
-            os.remove(p)
-        except OSError:
-            rmtree(p)
-    os.rmdir(path)
-
-
-def scratch(tag):
-    path = "/tmp/sc-%s-%s" % (tag, "".join("%02x" % b for b in os.urandom(4)))
-    rmtree(path)
-    os.mkdir(path)
-    return path
+from mptutil import rmtree, scratch
 
 
 def level(r):
@@ -86,18 +66,17 @@ def test_bounds_drop_oldest_level_first_and_keep_orders():
     ob = Outbox(d, max_count=6, max_bytes=4096, reserve=2, reserve_bytes=0, consent=4)
     for i in range(4):
         ob.put(level(i))
-    s = ob.put(level(99))            # levels may use 6-2 = 4 slots: the oldest goes
-    assert ob.dropped == 1 and len(ob) == 4
-    assert 0 not in ob.seqs() and s in ob.seqs()
+    s = ob.put(level(99))            # levels may use 6-2 = 4 slots: the oldest goes, but
+    assert ob.dropped == 1 and len(ob) == 4   # not the head (it may be in flight)
+    assert ob.seqs()[:2] == [0, 2] and s in ob.seqs()
     o1 = ob.put(order(1))
     o2 = ob.put(order(2))             # uses the reserve, no drop
     assert len(ob) == 6 and ob.dropped == 1
     o3 = ob.put(usage(5))             # full: a level report makes room
     assert ob.dropped == 2 and o3 in ob.seqs()
-    for k in range(3):
-        ob.put(order(10 + k))          # eats every remaining level report
-    assert all(cbor.loads(ob.read(q)).get(0) == M.EVENT or cbor.loads(ob.read(q)).get(0) == M.USAGE
-               for q in ob.seqs())
+    for k in range(2):
+        ob.put(order(10 + k))          # eats every remaining level report but the head
+    assert all(cbor.loads(ob.read(q)).get(0) in (M.EVENT, M.USAGE) for q in ob.seqs()[1:])
     assert ob.put(level(5)) is None   # full of kept messages: level refused
     try:
         ob.put(order(20))
@@ -142,10 +121,15 @@ def test_hello_superseded():
     d = scratch("ob") + "/ob"
     ob = Outbox(d, consent=4)
     h = {0: M.HELLO, 1: 1, 2: "fw", 3: "b", 4: "sku", 6: 100, 7: 0, 9: 4}
-    ob.put(h)
     ob.put(order(1))
-    s = ob.put(h)
-    assert len(ob) == 2 and ob.seqs()[-1] == s
+    h1 = ob.put(h)
+    h2 = ob.put(h)
+    assert ob.seqs() == [0, h2] and ob.dropped == 1
+    h3 = ob.put(h)
+    assert ob.seqs() == [0, h3] and ob.dropped == 2
+    ob.ack(0)
+    s = ob.put(h)     # the head is never dropped: it may be in flight
+    assert ob.seqs() == [h3, s] and ob.dropped == 2 and h1 < h2 < h3 < s
     rmtree(d[:-3])
 
 
@@ -283,3 +267,119 @@ def test_power_cut_at_every_write_step():
         k += 1
     assert k > 50, k   # the scenario really had many steps
     rmtree(root)
+
+
+def _markers(d):
+    return sorted(n for n in os.listdir(d) if n[0] == "d")
+
+
+def test_dropped_count_persists_with_the_drop():
+    d = scratch("ob") + "/ob"
+    ob = Outbox(d, max_count=4, reserve=0, reserve_bytes=0, consent=4)
+    for i in range(7):
+        ob.put(level(i))
+    assert ob.dropped == 3 and ob.seqs() == [0, 4, 5, 6] and _markers(d) == ["d3"]
+    ob.set_consent(M.CONSENT_AUTOMATIC)    # a purge counts too
+    assert len(ob) == 0 and ob.dropped == 7 and _markers(d) == ["d7"]
+    assert Outbox(d).dropped == 7
+    # a cut between the rename and the removal of the old marker leaves two: the higher wins
+    with open(d + "/d5", "w") as f:
+        f.write("x")
+    assert Outbox(d).dropped == 7 and _markers(d) == ["d7"]
+    rmtree(d[:-3])
+
+
+def test_power_cut_during_a_drop_counts_it_once():
+    root = scratch("ob")
+    for k in (1, 2):
+        d = root + "/k%d" % k
+        ob = Outbox(d, max_count=3, reserve=0, reserve_bytes=0, consent=4)
+        for i in range(3):
+            ob.put(level(i))
+        ob.put(level(3))                   # drop 1 (seq 1): marker d1
+        before = ob.seqs()
+        done = _with_cut(k, lambda: ob.put(level(4)))   # drop 2: rename, then remove d1
+        assert not done
+        ob2 = Outbox(d, max_count=3, reserve=0, reserve_bytes=0, consent=4)
+        if k == 1:     # cut at the rename: nothing dropped yet
+            assert ob2.dropped == 1 and ob2.seqs() == before
+        else:          # cut after the rename: dropped and counted
+            assert ob2.dropped == 2 and ob2.seqs() == [0, 3] and _markers(d) == ["d2"]
+    rmtree(root)
+
+
+def _used(d):
+    n = 0
+    for name in os.listdir(d):
+        try:
+            n += os.stat(d + "/" + name)[6]
+        except OSError:
+            pass
+    return n
+
+
+class Full:
+    """The flash in dir d has `free` more bytes: a write that would not fit raises
+    OSError(ENOSPC) as LittleFS does (the torn file stays until removed)."""
+    def __init__(self, d, free=0):
+        self.d = d
+        self.quota = _used(d) + free
+        self.real = store.write_file
+
+    def __enter__(self):
+        def wf(path, data):
+            self.real(path, data)
+            if _used(self.d) > self.quota:
+                raise OSError(28)
+        store.write_file = wf
+        return self
+
+    def __exit__(self, *a):
+        store.write_file = self.real
+
+
+def test_flash_full_drops_levels_keeps_orders_and_recovers():
+    d = scratch("ob") + "/ob"
+    ob = Outbox(d, consent=4)
+    issued = [ob.put(level(0))]            # the head, and the seq lease is on flash
+    with Full(d, 40):
+        for i in range(12):                 # full: newer level reports replace older ones
+            s = ob.put(level(i))
+            if s is not None:
+                issued.append(s)
+        assert len(issued) > 8 and ob.dropped > 0
+        kept = []
+        while True:                         # orders and usage: level reports make room
+            p = order(len(kept)) if len(kept) % 2 else usage(len(kept))
+            try:
+                s = ob.put(p)
+            except OutboxFull:
+                break
+            kept.append((s, p))
+            issued.append(s)
+        assert len(kept) >= 2 and ob.dropped > 0
+        assert ob.put(level(99)) is None
+        assert not [n for n in os.listdir(d) if n.endswith(".tmp")]
+    # only level reports went, never the head; every seq issued is stored or counted dropped
+    assert issued == list(range(len(issued)))          # refusals handed their seq back: no gap
+    assert len(issued) == len(ob) + ob.dropped
+    assert ob.seqs()[0] == 0 and [q for q, p in kept] == ob.seqs()[-len(kept):]
+    ob2 = Outbox(d, consent=4)             # after a reboot: the same, and space again
+    assert ob2.seqs() == ob.seqs() and ob2.dropped == ob.dropped
+    assert [cbor.loads(ob2.read(q)) for q, p in kept] == [p for q, p in kept]
+    assert ob2.put(order(99)) == 16        # the next lease block
+    rmtree(d[:-3])
+
+
+def test_store_write_failure_leaves_old_record_and_no_tmp():
+    d = scratch("ob")
+    p = d + "/r.json"
+    store.save(p, {"v": 1})
+    with Full(d, 4):
+        try:
+            store.save(p, {"v": 2})
+            raise AssertionError("expected OSError")
+        except OSError:
+            pass
+    assert store.load(p) == {"v": 1} and os.listdir(d) == ["r.json"]
+    rmtree(d)

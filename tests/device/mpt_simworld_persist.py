@@ -1,0 +1,61 @@
+# The virtual board's world across power cuts (firmware/sensors/simstate.py), and
+# the emulated full flash ("flash N"): the agent's store writes fail with ENOSPC.
+# heapsize: 128K
+import sys
+if sys.implementation.name != "micropython":
+    import pytest
+    pytest.skip("MicroPython test file, run by tests/conftest.py", allow_module_level=True)
+import os
+import time
+
+from firmware import store
+from firmware.sensors.simworld import World
+from mptutil import rmtree, scratch
+
+
+CFG = {"seed": 3, "capacity": 3000, "rate_per_day": 100, "jitter": 0, "ctl": None, "speed": 36000}
+
+
+def test_world_survives_a_power_cut_without_a_refill():
+    d = scratch("sw")
+    cfg = dict(CFG, state=d + "/world.json")
+    w = World(cfg)
+    assert w.command("level 1200") and w.command("rate 300")
+    time.sleep_ms(50)
+    t1, q1 = w.now(), w.level()
+    # power cut: the process dies, a new World boots from the same flash
+    time.sleep_ms(100)
+    w2 = World(cfg)
+    t2, q2 = w2.now(), w2.level()
+    assert t2 >= t1 + 0.1 * 36000 * 0.9, (t1, t2)     # time went on while the power was off
+    assert q2 <= q1 and q1 - q2 < 50, (q1, q2)        # still ~1200, not a fresh 3000
+    assert w2.rate == 300 and w2.refill_count == 0
+    # a board restarted with another speed takes the new one
+    w3 = World(dict(cfg, speed=100))
+    assert w3.speed == 100 and abs(w3.level() - q2) < 50
+    # without a state file every boot is a fresh world (the old behaviour)
+    assert World(CFG).level() == 3000
+    rmtree(d)
+
+
+def test_flash_command_fills_the_flash():
+    d = scratch("sw")
+    cwd = os.getcwd()
+    os.chdir(d)
+    try:
+        w = World(dict(CFG))
+        w.command("flash 100")
+        store.save("a.json", {"v": "x" * 40})
+        try:
+            store.save("b.json", {"v": "y" * 80})
+            raise AssertionError("expected ENOSPC")
+        except OSError as e:
+            assert e.args[0] == 28
+        assert sorted(os.listdir(".")) == ["a.json"]     # no torn tmp left behind
+        w.command("flash")                               # space again
+        store.save("b.json", {"v": "y" * 80})
+        assert store.load("b.json") == {"v": "y" * 80}
+    finally:
+        w.command("flash")
+        os.chdir(cwd)
+    rmtree(d)
