@@ -25,6 +25,7 @@ from rich.text import Text
 
 from host_tools import monitor
 from host_tools.rig import Rig, RigError, events
+from host_tools.store import StoreError
 
 MONTH = 30 * 86400
 
@@ -96,7 +97,7 @@ def main_demo(argv=None):
         rig.deploy()
         rig.start_bridge()
         ok = run_story(rig, args, console, say, story, t0)
-    except (RigError, OSError) as e:
+    except (RigError, StoreError, OSError) as e:
         console.print("[red]demo failed: %s[/red]" % e)
     except KeyboardInterrupt:
         console.print("interrupted")
@@ -113,6 +114,17 @@ def main_demo(argv=None):
         console.print(("[green]PASS[/green] " if good else "[red]FAIL[/red] ") + name)
     console.print("files kept in %s (uplink.jsonl, bridge.sqlite, bridge.log)" % work)
     return 0 if ok and all(g for _, g in checks) else 1
+
+
+def view(db, story):
+    """The live screen: the monitor's table (once the bridge has created its database)
+    above the last lines of the story."""
+    try:
+        devices, status = monitor.snapshot(str(db))
+        table = monitor.render(devices, status)
+    except StoreError:
+        table = Text("waiting for the bridge to start...")
+    return Group(table, Panel(Text("\n".join(story[-12:])), title="what happened"))
 
 
 def run_story(rig, args, console, say, story, t0):
@@ -149,9 +161,7 @@ def run_story(rig, args, console, say, story, t0):
                         x for x in msgs if x.get("kind_name") == "refill_detected")):]):
                 return True
             if live:
-                devices, status = monitor.snapshot(str(rig.db))
-                live.update(Group(monitor.render(devices, status), Panel(Text("\n".join(story[-12:])),
-                                                                         title="what happened")))
+                live.update(view(rig.db, story))
             time.sleep(0.25)
         say("timed out")
         return False
