@@ -36,6 +36,8 @@ REPO = Path(__file__).resolve().parent.parent
 MANIFEST = "/.deploy.json"
 MAIN_PY = b"from firmware import main\nmain.run()\n"
 CONNECT_TIMEOUT = 4  # seconds to wait for a raw REPL answer
+IO_TIMEOUT = 5       # seconds one read may wait once connected (mpremote's own follow: 10 s)
+IO_OVERALL = 15      # seconds one exchange may take in all (a 2 KB chunk takes ~0.05 s)
 CHUNK = 2048         # bytes per write round trip (~2.7 KB of code): fits a 64K heap
 ID_RE = re.compile(r"^[a-z0-9-]{1,8}$")
 KEY_RE = re.compile(r"^[0-9a-fA-F]{64}$")
@@ -224,7 +226,17 @@ def connect(port):
         t.serial.timeout = 0.5
         # Soft reset in the raw REPL: a clean interpreter, and main.py does not run.
         t.enter_raw_repl(soft_reset=True, timeout_overall=CONNECT_TIMEOUT)
-        t.serial.timeout = None
+        # and afterwards too: a board that loses power or resets mid-deploy never answers
+        # the raw REPL again, and an unbounded read would hang the deploy forever
+        t.serial.timeout = IO_TIMEOUT
+        # mpremote's waits end only after `timeout` s of *silence*; a board that rebooted into
+        # main.py mid-deploy is never silent (it logs), so also bound each wait overall
+        read_until = t.read_until
+
+        def bounded(min_num_bytes, ending, timeout=10, data_consumer=None, timeout_overall=None):
+            return read_until(min_num_bytes, ending, timeout, data_consumer,
+                              IO_OVERALL if timeout_overall is None else timeout_overall)
+        t.read_until = bounded
     except (TransportError, OSError):
         t.close()
         raise DeployError("%s is not a MicroPython device (no raw REPL answer within %d s)"
@@ -339,58 +351,72 @@ def deploy(port, board, device_id, key, registry=None, src=None, cache=None, log
 
     cross = mpy_cross_version()
     t = connect(port)
+    from mpremote.transport import TransportError
     try:
-        major, minor, arch = device_mpy(t)
-        if major != cross[0]:
-            raise DeployError("mpy version mismatch: device runs mpy v%d, mpy-cross emits v%d.%d"
-                              % (major, cross[0], cross[1]))
-        log("device %s: mpy v%d.%d arch %d; key %s" % (port, major, minor, arch, mask_key(key)))
-
-        files = build(src, cache / ("mpy%d" % cross[0]))
-        files["/main.py"] = MAIN_PY
-        files["/board.json"] = board_path.read_bytes()
-        files["/provision.json"] = provision(device_id, key, board, consent, udp, wifi)
-        wanted = {p: hashlib.sha256(d).hexdigest() for p, d in files.items()}
-
-        manifest, sizes = device_state(t, wanted)
-        changed = [p for p in sorted(files)
-                   if manifest.get(p) != wanted[p] or sizes.get(p) != len(files[p])]
-        stale = [p for p in manifest if p not in wanted]
-        # A leftover .py beside one of our .mpy files would be imported instead of it.
-        shadows = [p[:-4] + ".py" for p in wanted if p.endswith(".mpy")
-                   and sizes.get(p[:-4] + ".py") is not None]
-        total = sum(len(files[p]) for p in changed)
-
-        free, block = free_bytes(t)
-        need = sum(_round(len(files[p]), block) - _round(sizes.get(p) or 0, block) for p in changed)
-        if need > free:
-            raise DeployError("device filesystem full: need %d bytes, %d free" % (need, free))
-
-        if changed or stale:
-            remove(t, [MANIFEST] + stale)
-            mkdirs(t, changed)
-        done = 0
-        for i, p in enumerate(changed, 1):
-            done += len(files[p])
-            log("  [%d/%d] %s (%d bytes, %d/%d)" % (i, len(changed), p, len(files[p]), done, total))
-            write_file(t, p, files[p])
-        remove(t, shadows)
-        if changed or stale or manifest != wanted:
-            write_file(t, MANIFEST, json.dumps({"files": wanted}, sort_keys=True).encode())
-        log("copied %d of %d files (%d bytes), removed %d" % (len(changed), len(files), total,
-                                                           len(stale) + len(shadows)))
-
-        reg = registry_path(registry)
-        register(reg, device_id, key, board, port)
-        log("registered %s in %s" % (device_id, reg))
-        if reset:
-            hard_reset(t)
-            log("reset %s" % port)
+        return _deploy_on(t, t0, port, board, board_path, device_id, key, registry, src, cache, log,
+                          reset, consent, udp, wifi, cross)
+    except TransportError as e:
+        # the board stopped answering mid-way (power cut, reset, cable): say so in one line;
+        # what was half-copied is recopied by the next deploy (the manifest went first)
+        msg = str(e.args[0] if e.args else e).strip().splitlines()
+        raise DeployError("lost the device mid-deploy (power cut or reset?): %s; run deploy again"
+                          % (msg[-1] if msg else type(e).__name__))
     finally:
         try:
             t.close()
         except Exception:
             pass
+
+
+def _deploy_on(t, t0, port, board, board_path, device_id, key, registry, src, cache, log, reset,
+               consent, udp, wifi, cross):
+    """deploy() once connected."""
+    major, minor, arch = device_mpy(t)
+    if major != cross[0]:
+        raise DeployError("mpy version mismatch: device runs mpy v%d, mpy-cross emits v%d.%d"
+                          % (major, cross[0], cross[1]))
+    log("device %s: mpy v%d.%d arch %d; key %s" % (port, major, minor, arch, mask_key(key)))
+
+    files = build(src, cache / ("mpy%d" % cross[0]))
+    files["/main.py"] = MAIN_PY
+    files["/board.json"] = board_path.read_bytes()
+    files["/provision.json"] = provision(device_id, key, board, consent, udp, wifi)
+    wanted = {p: hashlib.sha256(d).hexdigest() for p, d in files.items()}
+
+    manifest, sizes = device_state(t, wanted)
+    changed = [p for p in sorted(files)
+               if manifest.get(p) != wanted[p] or sizes.get(p) != len(files[p])]
+    stale = [p for p in manifest if p not in wanted]
+    # A leftover .py beside one of our .mpy files would be imported instead of it.
+    shadows = [p[:-4] + ".py" for p in wanted if p.endswith(".mpy")
+               and sizes.get(p[:-4] + ".py") is not None]
+    total = sum(len(files[p]) for p in changed)
+
+    free, block = free_bytes(t)
+    need = sum(_round(len(files[p]), block) - _round(sizes.get(p) or 0, block) for p in changed)
+    if need > free:
+        raise DeployError("device filesystem full: need %d bytes, %d free" % (need, free))
+
+    if changed or stale:
+        remove(t, [MANIFEST] + stale)
+        mkdirs(t, changed)
+    done = 0
+    for i, p in enumerate(changed, 1):
+        done += len(files[p])
+        log("  [%d/%d] %s (%d bytes, %d/%d)" % (i, len(changed), p, len(files[p]), done, total))
+        write_file(t, p, files[p])
+    remove(t, shadows)
+    if changed or stale or manifest != wanted:
+        write_file(t, MANIFEST, json.dumps({"files": wanted}, sort_keys=True).encode())
+    log("copied %d of %d files (%d bytes), removed %d" % (len(changed), len(files), total,
+                                                       len(stale) + len(shadows)))
+
+    reg = registry_path(registry)
+    register(reg, device_id, key, board, port)
+    log("registered %s in %s" % (device_id, reg))
+    if reset:
+        hard_reset(t)
+        log("reset %s" % port)
     secs = time.monotonic() - t0
     log("deploy done in %.1f s" % secs)
     return {"changed": changed, "files": len(files), "bytes": total, "seconds": secs}

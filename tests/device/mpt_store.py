@@ -2,27 +2,7 @@
 # runtimes: micropython cpython
 import os
 from firmware import store
-
-
-def rmtree(path):
-    try:
-        names = os.listdir(path)
-    except OSError:
-        return
-    for n in names:
-        p = path + "/" + n
-        try:
-            os.remove(p)
-        except OSError:
-            rmtree(p)
-    os.rmdir(path)
-
-
-def scratch(tag):
-    path = "/tmp/sc-%s-%s" % (tag, "".join("%02x" % b for b in os.urandom(4)))
-    rmtree(path)
-    os.mkdir(path)
-    return path
+from mptutil import rmtree, scratch
 
 
 def test_save_load_roundtrip_and_default():

@@ -13,9 +13,6 @@ device created is lost (assert_nothing_lost). Prints a TALLY line.
 """
 import json
 import os
-import shutil
-import socket
-import subprocess
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -23,23 +20,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from host_tools.rig import Rig
+from netutil import MOSQUITTO, Broker, free_port  # noqa: E402 (tests/ is on sys.path)
 from test_hil import assert_nothing_lost, tally_line  # noqa: E402 (tests/hil is on sys.path)
 
 pytestmark = pytest.mark.hil
 
 SPEED = 20000
 DAYS = float(os.environ.get("UPLINK_DOWN_DAYS", "1.2"))
-MOSQUITTO = shutil.which("mosquitto") or ("/usr/sbin/mosquitto" if os.path.exists("/usr/sbin/mosquitto") else None)
-
-
-def _free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
 class Webhook:
     """The supplier's HTTP endpoint. down=True: odd requests get 500, even ones hang past the
     bridge's 10 s timeout. Every 200 is recorded (as the supplier would store it)."""
@@ -80,36 +67,6 @@ class Webhook:
         self.srv.server_close()
 
 
-class Broker:
-    """mosquitto with persistence, so a subscriber's QoS 1 session survives a broker stop."""
-
-    def __init__(self, work):
-        self.port = _free_port()
-        work.mkdir(parents=True, exist_ok=True)
-        self.conf = work / "mosquitto.conf"
-        self.conf.write_text("listener %d 127.0.0.1\nallow_anonymous true\npersistence true\n"
-                             "persistence_location %s/\n" % (self.port, work))
-        self.p = None
-
-    def start(self):
-        self.p = subprocess.Popen([MOSQUITTO, "-c", str(self.conf)], stdout=subprocess.DEVNULL,
-                                  stderr=subprocess.DEVNULL)
-        t0 = time.monotonic()
-        while time.monotonic() - t0 < 5:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), 0.2).close()
-                return
-            except OSError:
-                time.sleep(0.05)
-        raise AssertionError("mosquitto did not start")
-
-    def stop(self):
-        if self.p:
-            self.p.terminate()   # SIGTERM: mosquitto saves its persistence file
-            self.p.wait(5)
-            self.p = None
-
-
 def _subscriber(port, topic):
     import paho.mqtt.client as mqtt
     got = []
@@ -148,7 +105,7 @@ def test_uplink_down_for_a_simulated_day(request, tmp_path):
     if request.config.getoption("--port"):
         pytest.skip("needs the virtual board's world clock")
     hook = Webhook()
-    broker = Broker(tmp_path / "mqtt")
+    broker = Broker(tmp_path / "mqtt", persistence=True)
     broker.start()
     sub, mq = _subscriber(broker.port, "shop/#")
     rig = Rig(tmp_path / "rig", speed=SPEED, seed=11, device_id="toner-up",

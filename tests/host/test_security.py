@@ -36,6 +36,7 @@ from host_tools.links import UdpLink
 from host_tools.uplinks import JsonlUplink
 from protocol import cose, framing, messages as M, wire
 from test_bridge_support import DEV, KEY, KEY2, decode_down, frame, level, wait_for
+from netutil import free_port  # noqa: E402 (tests/ is on sys.path)
 
 ROOT = Path(__file__).resolve().parents[2]
 NEIGHBOUR = "dev2"           # a second, legitimate device with its own key (KEY2)
@@ -304,19 +305,11 @@ def _bridge_cmd(port, regpath, db, out):
             "--uplink", "jsonl:%s" % out, "--registry", str(regpath), "--db", str(db), "--print-every", "0.5"]
 
 
-def _free_port():
-    p = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    p.bind(("127.0.0.1", 0))
-    port = p.getsockname()[1]
-    p.close()
-    return port
-
-
 def test_keys_never_in_output_status_or_monitor(tmp_path):
     regpath, db, out = tmp_path / "registry.json", tmp_path / "b.sqlite", tmp_path / "up.jsonl"
     reg.add_device(regpath, "sec1", SECRET.hex(), board="virtual", port="/dev/ttyUSB0")
     reg.add_device(regpath, "sec2", KEY2.hex(), board="virtual")
-    port = _free_port()
+    port = free_port(socket.SOCK_DGRAM)
     p = subprocess.Popen(_bridge_cmd(port, regpath, db, out), cwd=ROOT, stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE)
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -389,7 +382,7 @@ def test_keys_never_in_output_status_or_monitor(tmp_path):
 def test_corrupt_registry_at_startup_does_not_print_key(tmp_path, content):
     regpath = tmp_path / "registry.json"
     regpath.write_text(content(SECRET))
-    p = subprocess.run(_bridge_cmd(_free_port(), regpath, tmp_path / "b.sqlite", tmp_path / "o.jsonl"),
+    p = subprocess.run(_bridge_cmd(free_port(socket.SOCK_DGRAM), regpath, tmp_path / "b.sqlite", tmp_path / "o.jsonl"),
                        cwd=ROOT, capture_output=True, timeout=30)
     assert p.returncode == 2
     assert b"registry" in p.stderr and b"Traceback" not in p.stderr

@@ -1,10 +1,7 @@
 """Uplinks: HTTP webhook through an outage, CBOR format, sqlite, MQTT on a real mosquitto."""
 import json
-import os
-import shutil
 import socket
 import sqlite3
-import subprocess
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -16,6 +13,7 @@ from host_tools import registry as reg
 from host_tools.bridge import Bridge
 from host_tools.uplinks import HttpUplink, SqliteUplink, make_uplink, safe_url
 from test_bridge_support import DEV, Replies, frame, level, make_registry, wait_for
+from netutil import MOSQUITTO, Broker, free_port  # noqa: E402 (tests/ is on sys.path)
 
 
 def quiet(event, **kw):
@@ -136,48 +134,11 @@ def test_credentials_masked():
 
 
 # ---------------------------------------------------------------------- MQTT
-MOSQUITTO = shutil.which("mosquitto") or ("/usr/sbin/mosquitto" if os.path.exists("/usr/sbin/mosquitto") else None)
-
-
-def _free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-class Broker:
-    def __init__(self, tmp_path, port):
-        self.conf = tmp_path / "mosquitto.conf"
-        self.conf.write_text("listener %d 127.0.0.1\nallow_anonymous true\npersistence false\n" % port)
-        self.port = port
-        self.p = None
-
-    def start(self):
-        self.p = subprocess.Popen([MOSQUITTO, "-c", str(self.conf)], stdout=subprocess.DEVNULL,
-                                  stderr=subprocess.DEVNULL)
-
-        def up():
-            try:
-                socket.create_connection(("127.0.0.1", self.port), 0.2).close()
-                return True
-            except OSError:
-                return False
-        assert wait_for(up, 5), "mosquitto did not start"
-
-    def stop(self):
-        if self.p:
-            self.p.terminate()
-            self.p.wait(5)
-            self.p = None
-
-
 @pytest.fixture
 def broker(tmp_path):
     if not MOSQUITTO:
         pytest.skip("mosquitto binary not found (apt-get install mosquitto)")
-    b = Broker(tmp_path, _free_port())
+    b = Broker(tmp_path)
     b.start()
     yield b
     b.stop()
