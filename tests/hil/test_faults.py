@@ -178,3 +178,29 @@ def test_power_cut_during_deploy_then_redeploy(virtual_only, tmp_path):
         assert max(h["boot"] for h in _hellos(msgs)) >= 1 + DEPLOY_CUTS
     finally:
         rig.stop()
+
+
+def test_flash_full_keeps_orders_and_usage(virtual_only, tmp_path):
+    """The board's flash fills up while the bridge is away (nothing is acked, the outbox
+    grows): writes fail with ENOSPC as on LittleFS, the agent keeps running, old level
+    reports are dropped (and counted) to make room, and a button order made while the
+    flash is full is still stored and delivered once space and the bridge are back."""
+    rig = Rig(tmp_path / "full", speed=NOISE_SPEED, seed=3, device_id="toner-ff",
+              heap=os.environ.get("CONSUMABLES_HEAP"))
+    try:
+        rig.start()
+        rig.wait_for(_hellos, 30, "hello")
+        rig.kill_bridge(signal.SIGTERM)
+        assert rig.world("flash 800").startswith("ok")   # ~800 bytes left on the flash
+        time.sleep(4)                                    # level reports fill it up
+        n = len(events(rig.messages(), "order_request"))
+        rig.world("button")                              # the press while the flash is full
+        time.sleep(1)
+        assert rig.world("flash").startswith("ok")       # space back (an old file deleted)
+        rig.start_bridge()
+        rig.wait_for(lambda ms: len(events(ms, "order_request")) > n, 30, "the order made on a full flash")
+        msgs, t = _finish(rig, "flash full", flash_bytes=800)
+        assert t["dropped"] > 0, "the full flash should have cost old level reports"
+        assert len(events(msgs, "order_request")) >= n + 2   # the full-flash press and _finish's
+    finally:
+        rig.stop()
