@@ -40,6 +40,7 @@ NOISE_SPEED = int(os.environ.get("FAULT_NOISE_SPEED", "20000"))
 # (30% of ~120-byte frames+acks get through): FAULT_BERS=1e-3,1e-2 for the long run.
 BERS = [float(x) for x in os.environ.get("FAULT_BERS", "1e-3").split(",")]
 POWER_CUTS = int(os.environ.get("FAULT_POWER_CUTS", "40"))
+HELLO_WAIT = float(os.environ.get("FAULT_HELLO_WAIT", "60"))   # first hello through the noise
 
 
 def _hellos(msgs):
@@ -85,7 +86,7 @@ def test_noisy_line_loses_nothing(virtual_only, tmp_path, ber):
         line = NoisyLine(rig.port, str(tmp_path / "noisy.pty"), ber, seed=7).start()
         rig.port = line.link_path
         rig.start_bridge()
-        rig.wait_for(_hellos, 60, "hello through the noisy line")
+        rig.wait_for(_hellos, HELLO_WAIT, "hello through the noisy line")
         time.sleep(NOISE_SECONDS)
         faults = dict(line.counters)
         line.rate = 0.0      # a clean line again
