@@ -120,6 +120,15 @@ class Rig:
             raise RigError("power cuts need the virtual board")
         self.vboard.power_cut(delay)
 
+    def dropped_on_device(self):
+        """The outbox's own count of messages dropped by policy (its d<N> marker file,
+        firmware/outbox.py), read from the virtual board's flash; None on a real board."""
+        if not self.vboard:
+            return None
+        d = self.work / "flash" / "outbox"
+        n = [int(p.name[1:]) for p in d.glob("d*") if p.name[1:].isdigit()] if d.is_dir() else []
+        return max(n) if n else 0
+
     def send(self, *args):
         from host_tools.send import main_send
         return main_send([self.device_id] + [str(a) for a in args] + ["--db", str(self.db),

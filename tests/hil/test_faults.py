@@ -64,7 +64,7 @@ def _finish(rig, name, timeout=90, **extra):
                  "a usage report after the fault")
     time.sleep(1)
     msgs = rig.messages()
-    t = assert_nothing_lost(msgs)
+    t = assert_nothing_lost(msgs, rig.dropped_on_device())
     c = _counters(rig)
     tally_line(name, t, recovery_s="%.1f" % recovery, retransmits=c.get("duplicates", 0), **extra)
     return msgs, t
