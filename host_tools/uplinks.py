@@ -15,6 +15,7 @@ URLs: jsonl:PATH | sqlite:PATH | http(s)://...[?format=cbor] | mqtt://HOST:PORT/
 from __future__ import annotations
 
 import collections
+import http.client
 import json
 import os
 import sqlite3
@@ -211,6 +212,8 @@ class HttpUplink(Uplink):
             status = e.code
         except (urllib.error.URLError, OSError) as e:
             raise UplinkError("POST %s: %s" % (self.name, getattr(e, "reason", e))) from None
+        except http.client.HTTPException as e:   # a malformed answer (found by fuzzing)
+            raise UplinkError("POST %s: bad HTTP answer: %s" % (self.name, type(e).__name__)) from None
         if not 200 <= status < 300:
             raise UplinkError("POST %s: HTTP %d" % (self.name, status))
 

@@ -4,7 +4,8 @@
     (tests/fuzz/test_atheris.py runs a CI-sized run)
 
 Input bytes are treated as what arrives on a serial line; each complete chunk goes
-through the deframer, COBS/CRC, cbor2, COSE verification and the schema. The bridge
+through the deframer, COBS/CRC, cbor2, COSE verification and the schema. The same bytes
+are also an MQTT command message from the supplier (JSON -> schema check). The bridge
 core (host_tools.bridge) is driven too when it is importable. Anything but a
 ProtocolError is a crash; atheris saves the input as crash-<sha1> for a regression test.
 """
@@ -17,11 +18,28 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 with atheris.instrument_imports():
     import cbor2  # noqa: F401
     from host_tools import codec
-    from protocol import cbor, cose, framing, wire
+    from host_tools.uplinks import MqttUplink
+    from protocol import cbor, cose, framing, schema, wire
     from protocol.errors import ProtocolError
 
 KEY = bytes(range(32))
 KEYS = {b"fz-01": KEY}
+
+
+def _command(device, name, fields):
+    # what the MQTT handler lets through must be a valid downlink command
+    if name is not None:
+        schema.from_named(name, fields)
+
+
+MQTT = MqttUplink("mqtt://127.0.0.1:1/fz")     # never connected: its message handler alone
+MQTT.on_command = _command
+
+
+class _Msg:
+    def __init__(self, payload):
+        self.topic = "fz/fz-01/cmd"
+        self.payload = payload
 
 
 def one_input(data):
@@ -44,6 +62,8 @@ def one_input(data):
         cbor.loads(data)
     except ProtocolError:
         pass
+    # the supplier's side: an MQTT command message (JSON) from the PREFIX/DEVICE/cmd topic
+    MQTT._on_message(None, None, _Msg(data))
 
 
 def seeds(folder):
