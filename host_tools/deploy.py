@@ -220,27 +220,32 @@ def connect(port):
         t = SerialTransport(port, baudrate=115200)
     except TransportError:
         raise DeployError("port busy: %s is in use by another program" % port)
-    try:
-        # mpremote reads a /dev/pts/N device with blocking read(1), which would wait
-        # forever on a silent port: bound each read while we wait for the raw REPL.
-        t.serial.timeout = 0.5
-        # Soft reset in the raw REPL: a clean interpreter, and main.py does not run.
-        t.enter_raw_repl(soft_reset=True, timeout_overall=CONNECT_TIMEOUT)
-        # and afterwards too: a board that loses power or resets mid-deploy never answers
-        # the raw REPL again, and an unbounded read would hang the deploy forever
-        t.serial.timeout = IO_TIMEOUT
-        # mpremote's waits end only after `timeout` s of *silence*; a board that rebooted into
-        # main.py mid-deploy is never silent (it logs), so also bound each wait overall
-        read_until = t.read_until
+    # mpremote reads a /dev/pts/N device with blocking read(1), which would wait
+    # forever on a silent port: bound each read while we wait for the raw REPL.
+    t.serial.timeout = 0.5
+    for attempt in (1, 2):
+        try:
+            # Soft reset in the raw REPL: a clean interpreter, and main.py does not run.
+            t.enter_raw_repl(soft_reset=True, timeout_overall=CONNECT_TIMEOUT)
+            break
+        except (TransportError, OSError):
+            # once more: a board that was just booting, or that an interrupted deploy left
+            # in paste mode, answers the second Ctrl-C/Ctrl-A
+            if attempt == 2:
+                t.close()
+                raise DeployError("%s is not a MicroPython device (no raw REPL answer within %d s)"
+                                  % (port, 2 * CONNECT_TIMEOUT))
+    # and afterwards too: a board that loses power or resets mid-deploy never answers the
+    # raw REPL again, and an unbounded read would hang the deploy forever
+    t.serial.timeout = IO_TIMEOUT
+    # mpremote's waits end only after `timeout` s of *silence*; a board that rebooted into
+    # main.py mid-deploy is never silent (it logs), so also bound each wait overall
+    read_until = t.read_until
 
-        def bounded(min_num_bytes, ending, timeout=10, data_consumer=None, timeout_overall=None):
-            return read_until(min_num_bytes, ending, timeout, data_consumer,
-                              IO_OVERALL if timeout_overall is None else timeout_overall)
-        t.read_until = bounded
-    except (TransportError, OSError):
-        t.close()
-        raise DeployError("%s is not a MicroPython device (no raw REPL answer within %d s)"
-                          % (port, CONNECT_TIMEOUT))
+    def bounded(min_num_bytes, ending, timeout=10, data_consumer=None, timeout_overall=None):
+        return read_until(min_num_bytes, ending, timeout, data_consumer,
+                          IO_OVERALL if timeout_overall is None else timeout_overall)
+    t.read_until = bounded
     return t
 
 
