@@ -139,7 +139,7 @@ def micropython_bin():
     cand = os.path.join(os.path.dirname(sys.executable), "micropython")
     if os.path.exists(cand):
         return cand
-    raise RuntimeError("MicroPython unix port not found: set $MICROPYTHON")
+    raise RuntimeError("MicroPython unix port not found: set $MICROPYTHON (see README)")
 
 
 def _set_inner_termios(fd):

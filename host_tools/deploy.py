@@ -31,6 +31,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from firmware import boardcheck
+from host_tools import registry as registry_mod
+from host_tools.registry import registry_path
 
 REPO = Path(__file__).resolve().parent.parent
 MANIFEST = "/.deploy.json"
@@ -90,40 +92,13 @@ def board_file(name, src):
 
 
 # ---- registry -----------------------------------------------------------------
-def registry_path(arg=None):
-    if arg:
-        return Path(arg)
-    env = os.environ.get("CONSUMABLES_REGISTRY")
-    if env:
-        return Path(env)
-    return Path.home() / ".config" / "smart-consumables" / "registry.json"
-
-
 def register(path, dev_id, key, board, port):
-    """Add or replace one device; atomic (tmp + rename) and mode 0600 since it holds keys."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    reg = {"devices": {}}
-    if path.exists():
-        try:
-            reg = json.loads(path.read_text())
-            reg.setdefault("devices", {})
-        except ValueError:
-            raise DeployError("registry %s is not valid JSON; fix or remove it" % path)
-    reg["devices"][dev_id] = {"key": key, "board": board, "port": str(port)}
-    tmp = path.with_name(path.name + ".tmp%d" % os.getpid())
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    """Add or replace one device in the bridge's registry: host_tools/registry.py writes it
+    atomically (tmp + fsync + rename) with mode 0600 from creation, since it holds keys."""
     try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(reg, f, indent=1, sort_keys=True)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, path)
-    except BaseException:
-        if tmp.exists():
-            tmp.unlink()
-        raise
+        registry_mod.add_device(path, dev_id, key, board=board, port=str(port))
+    except registry_mod.RegistryError as e:
+        raise DeployError("%s; fix or remove it" % e)
 
 
 # ---- build ------------------------------------------------------------------

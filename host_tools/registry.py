@@ -65,7 +65,7 @@ def save(path, doc: dict) -> None:
 
 
 def add_device(path, device: str, key_hex: str, **meta) -> None:
-    """Add or replace one device (used by tests and tools; deploy has its own writer)."""
+    """Add or replace one device (consumables deploy, tests and tools)."""
     bytes.fromhex(key_hex)  # validate before writing
     try:
         doc = load(path)

@@ -6,20 +6,8 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def micropython_bin():
-    """The MicroPython binary: $MICROPYTHON first, then PATH, then this venv."""
-    env = os.environ.get("MICROPYTHON")
-    if env:
-        return env
-    found = shutil.which("micropython")
-    if found:
-        return found
-    cand = Path(sys.executable).parent / "micropython"
-    if cand.exists():
-        return str(cand)
-    raise RuntimeError("MicroPython unix port not found: set $MICROPYTHON (see README)")
+sys.path.insert(0, str(ROOT))
+from host_tools.board import micropython_bin  # noqa: E402,F401 (one lookup for tools and tests)
 
 
 def mp32_cmd(setup=True):
