@@ -34,7 +34,6 @@ def log(*a):
 class Agent:
     def __init__(self, board, prov, root="/", transport=None, sensor=None, button=None,
                  verbose=True):
-        self.board = board
         self.verbose = verbose
         self.dev = prov["device_id"]
         self.kid = self.dev.encode()

@@ -123,6 +123,8 @@ def validate(cfg):
     if _num(pw, "report_s", "power") < _num(pw, "sample_s", "power"):
         _err("power.report_s must be >= sample_s")
     _num(cfg["memory"], "heap_budget", "memory")
+    if cfg["memory"].get("source_lines", True) not in (True, False):
+        _err("memory.source_lines must be true or false (line numbers in the deployed .mpy)")
     if "world" in cfg and not isinstance(cfg["world"], dict):
         _err("world must be an object")
     return cfg

@@ -45,7 +45,7 @@
 # heap, where every parse node, float literal and `self.x` costs bytes. So: int literals
 # where a float is not needed, locals for repeated attributes, no docstrings.
 from array import array
-from binascii import a2b_base64, b2a_base64
+from binascii import a2b_base64
 from math import sqrt
 
 from firmware.compat import const
@@ -169,10 +169,10 @@ class Estimator:
 
     # ---------------------------------------------------------------- persistence
     def state(self):
-        # small JSON-able list; Estimator.restore(list) rebuilds an equivalent object.
-        # The bucket arrays go as base64 of their bytes: exact and ~4x shorter than floats.
-        return ([_STATE_V] + [getattr(self, k) for k in _PARAMS + _DYN]
-                + [b2a_base64(a, newline=False).decode() for a in self._ring()])
+        # small list for store.save (firmware/store.py), which writes the four bucket-ring
+        # arrays as base64 of their bytes: exact, ~4x shorter than floats, and streamed.
+        # Estimator.restore(the list read back) rebuilds an equivalent object.
+        return [_STATE_V] + [getattr(self, k) for k in _PARAMS + _DYN] + list(self._ring())
 
     @classmethod
     def restore(cls, s):

@@ -14,7 +14,9 @@ IDLE_MS = 50          # service period between samples (button debounce needs >=
 ACK_WAIT_MS = 3000    # deep sleep: how long to wait for the bridge to ack before sleeping
 
 
-def boot(root="/"):
+def boot(root="/", transport=None, verbose=True):
+    """Build the agent from root's files; transport: the agent's link (default: from
+    provision.json), e.g. the memory benchmark's in-process loopback bridge."""
     from firmware import board as boardfile, provision
     b = boardfile.load(root + "board.json")
     if hal.SIM:
@@ -29,7 +31,7 @@ def boot(root="/"):
     _free("board", "provision")     # only needed at boot
     gc.collect()                    # collect before the big import: less fragmentation
     from firmware.agent import Agent
-    a = Agent(b, prov, root)
+    a = Agent(b, prov, root, transport=transport, verbose=verbose)
     _free("sensors")                # the package's build(); the driver module stays referenced
     gc.collect()
     print("[main] %s on %s, consent %d, boot %d, free %d" % (

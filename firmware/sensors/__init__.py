@@ -5,7 +5,9 @@ for a bad read. Modules are imported only when the board file asks for them.
                        ultrasonic | analog | sim)
   build_button(board)  debounced Button from board["pins"]["button"], or None
 """
-TYPES = ("hx711", "vl53l0x", "ultrasonic", "analog", "sim")
+import sys
+
+TYPES = "hx711 vl53l0x ultrasonic analog sim"   # one string: one constant, not five qstrs
 
 
 def insort(b, k, r):
@@ -22,19 +24,12 @@ def insort(b, k, r):
 def build(board):
     s = board["sensor"]
     t = s["type"]
-    if t == "hx711":
-        from firmware.sensors import hx711 as m
-    elif t == "vl53l0x":
-        from firmware.sensors import vl53l0x as m
-    elif t == "ultrasonic":
-        from firmware.sensors import ultrasonic as m
-    elif t == "analog":
-        from firmware.sensors import analog as m
-    elif t == "sim":
-        from firmware.sensors import sim as m
-    else:
+    if t not in TYPES.split():
         raise ValueError("unknown sensor type: %s" % t)
-    return m.create(s)
+    # imported by name, so the other drivers' names never become qstrs (never freed)
+    name = "firmware.sensors." + t
+    __import__(name)
+    return sys.modules[name].create(s)
 
 
 def build_button(board):

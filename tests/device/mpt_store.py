@@ -97,6 +97,22 @@ def test_large_record_streams():
     rmtree(d)
 
 
+def test_dump_is_json_with_arrays_as_base64():
+    import io
+    import json
+    from array import array
+    from binascii import a2b_base64
+    rec = {"a": [1, -2, 2.5, None, True, "t\"x", [], {}], 7: {"n": [[0]]},
+           "f": array("f", range(50)), "h": array("H", range(7)), "b": b"\x00\xff" * 40, "e": b""}
+    buf = io.StringIO()
+    store.dump(rec, buf)
+    back = json.loads(buf.getvalue())
+    assert back["a"] == rec["a"] and back["7"] == rec[7], back
+    assert list(array("f", a2b_base64(back["f"]))) == list(rec["f"])   # 200 bytes: 5 pieces
+    assert list(array("H", a2b_base64(back["h"]))) == list(rec["h"])   # 14 bytes: padded end
+    assert a2b_base64(back["b"]) == rec["b"] and back["e"] == ""
+
+
 def test_makedirs_nested():
     d = scratch("st")
     store.makedirs(d + "/a/b")
