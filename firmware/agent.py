@@ -1,7 +1,8 @@
 """The agent: sensor -> filters -> estimator -> policy -> outbox -> transport, and back.
 
 Agent(board, prov, root) builds every part from the board file and provisioning and
-restores persisted state from `<root>state/` and `<root>outbox/`:
+restores persisted state from `<root>state/` and `<root>outbox/` (firmware/assemble.py,
+boot-only code):
   est.json     estimator + usage + timers + downlink seq + wall-clock offset (checkpoint)
   policy.json  consent, press counter, episode flags (written when they change)
   config.json  intervals and thresholds from config downlinks
@@ -9,10 +10,12 @@ restores persisted state from `<root>state/` and `<root>outbox/`:
 cycle() is one sample: read, filter, estimate, decide, report, then service().
 service() is the fast part: button, downlinks, one frame out. main.run() loops both.
 """
-from firmware import clock, filters, geometry, hal, store
+from firmware import clock, store
 from firmware.compat import const
 from firmware.downlink import Downlink
 from firmware.estimator import Estimator
+from firmware.filters import Chain
+from firmware.geometry import Geometry
 from firmware.outbox import Outbox, OutboxFull
 from firmware.policy import Policy
 from firmware.scheduler import Timer, report_period
@@ -32,84 +35,33 @@ def log(*a):
 
 
 class Agent:
+    # the parts firmware/assemble.py sets (annotations only: no RAM on the board)
+    dev: str
+    kid: bytes
+    key: bytes
+    capacity: float
+    cfg: dict
+    deep: bool
+    geom: Geometry
+    chain: Chain
+    est: Estimator
+    usage: Usage
+    outbox: Outbox
+    policy: Policy
+    downlink: Downlink
+    report: Timer
+    sample: Timer
+    fails: int
+    cycles: int
+    boot: int
+    woke: bool
+
     def __init__(self, board, prov, root="/", transport=None, sensor=None, button=None,
                  verbose=True):
         self.verbose = verbose
-        self.dev = prov["device_id"]
-        self.kid = self.dev.encode()
-        self.key = prov["key_bytes"]
-        sd = root + "state"
-        store.makedirs(sd)
-        self._est_path = sd + "/est.json"
-        self._cfg_path = sd + "/config.json"
-        item = board.get("consumable", {})
-        cap = float(item.get("capacity", 100))
-        if item.get("unit", "%") == "%":
-            cap = 100.0
-        self.capacity = cap
-        # config: board defaults, then what config downlinks stored
-        pw = board.get("power", {})
-        pol = board.get("policy", {})
-        rs = pw.get("report_s", 3600)
-        self.cfg = {"sample_s": pw.get("sample_s", 600), "report_s": rs,
-                    "near_empty_report_s": pol.get("near_empty_report_s", max(1, rs // 4)),
-                    "lead_time_h": pol.get("lead_time_h", 72), "margin_h": pol.get("margin_h", 24),
-                    "low_pct": pol.get("low_pct", 20)}
-        saved = store.load(self._cfg_path)
-        if saved:
-            self.cfg.update(saved)
-        self.deep = pw.get("mode") == "deep_sleep"
-        # the measuring chain
-        if sensor is None:
-            from firmware import sensors
-            sensor = sensors.build(board)
-            if button is None:
-                button = sensors.build_button(board)
-        self.sensor = sensor
-        self.button = button
-        sensor.setup()
-        self.geom = geometry.from_board(board)
-        self.chain = filters.build(board.get("filters", []), cap)
-        # persisted state
-        ck = store.load(self._est_path) or {}
-        self.est = None
-        if ck.get("est"):
-            try:
-                self.est = Estimator.restore(ck["est"])
-            except (ValueError, TypeError, IndexError, KeyError):
-                self.est = None
-        if self.est is None:
-            self.est = Estimator(cap)
-        self.usage = Usage(ck.get("use"))
-        if ck.get("off") is not None:
-            clock.set_offset(ck["off"])
-        mem = board.get("outbox", {})
-        self.outbox = Outbox(root + "outbox", mem.get("max_count", 32), mem.get("max_bytes", 4096),
-                             mem.get("reserve", 8), mem.get("reserve_bytes", 1024),
-                             mem.get("timeout_ms", 4000), mem.get("max_timeout_ms", 120000),
-                             prov.get("consent", M.CONSENT_ORDER_ONLY))
-        self.policy = Policy(self.dev, item, self.cfg, self._emit, sd + "/policy.json",
-                             prov.get("consent", M.CONSENT_ORDER_ONLY))
-        self.outbox.set_consent(self.policy.consent)
-        self.downlink = Downlink(self.key, sd + "/dl.json", self)
-        if transport is None:
-            from firmware import transport as tr
-            transport = tr.open(prov, board)
-        self.tr = transport
-        self.report = Timer(self.cfg["report_s"], ck.get("rep"))
-        self.sample = Timer(self.cfg["sample_s"])
-        self.fails = 0
-        self.cycles = 0
-        self.last = None        # (remaining, fill_pct, tte) of the last estimate, for logs
-        b = store.load(sd + "/boot.json") or {}
-        self.boot = b.get("n", 0)
-        self.woke = hal.reset_cause() == hal.DEEPSLEEP_RESET
-        if not self.woke:
-            self.boot += 1
-            self._try(store.save, sd + "/boot.json", {"n": self.boot})
-            self._try(self.policy.hello, FW, board.get("name", "?"), self.boot)
-        wd = pw.get("wdt_ms", 30000)
-        self.wdt = hal.WDT(0, wd) if wd else None
+        # the parts are built by boot-only code that main.boot() drops once it ran
+        from firmware import assemble
+        assemble.parts(self, board, prov, root, transport, sensor, button)
 
     # ---- the single entry point of uplink messages ------------------------------
     def _emit(self, payload):

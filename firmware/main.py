@@ -9,9 +9,10 @@ import gc
 import sys
 
 from firmware import clock, hal, store
+from firmware.compat import const
 
-IDLE_MS = 50          # service period between samples (button debounce needs >= 2 polls)
-ACK_WAIT_MS = 3000    # deep sleep: how long to wait for the bridge to ack before sleeping
+_IDLE_MS = const(50)      # service period between samples (button debounce needs >= 2 polls)
+_ACK_WAIT_MS = const(3000)  # deep sleep: how long to wait for the bridge to ack before sleeping
 
 
 def boot(root="/", transport=None, verbose=True):
@@ -32,7 +33,7 @@ def boot(root="/", transport=None, verbose=True):
     gc.collect()                    # collect before the big import: less fragmentation
     from firmware.agent import Agent
     a = Agent(b, prov, root, transport=transport, verbose=verbose)
-    _free("sensors")                # the package's build(); the driver module stays referenced
+    _free("sensors", "assemble")    # boot-only code (sensors.build(), the agent's parts)
     gc.collect()
     print("[main] %s on %s, consent %d, boot %d, free %d" % (
         prov["device_id"], b.get("name"), a.policy.consent, a.boot, gc.mem_free()))
@@ -51,9 +52,9 @@ def _free(*names):
 
 def _sleep_deep(a):
     t0 = hal.ticks_ms()
-    while len(a.outbox) and hal.ticks_diff(hal.ticks_ms(), t0) < ACK_WAIT_MS:
+    while len(a.outbox) and hal.ticks_diff(hal.ticks_ms(), t0) < _ACK_WAIT_MS:
         a.service()
-        hal.sleep_ms(IDLE_MS)
+        hal.sleep_ms(_IDLE_MS)
     a.checkpoint()
     left = a.sample.left(clock.now())
     hal.deepsleep(int(left * 1000))
@@ -70,4 +71,4 @@ def run(root="/"):
                 continue
         else:
             a.service()
-        hal.sleep_ms(IDLE_MS)
+        hal.sleep_ms(_IDLE_MS)

@@ -24,9 +24,10 @@ stolen key can widen what the device shares (docs/THREAT_MODEL.md T17). A board 
 button can only be raised by re-provisioning (`consumables deploy --consent`).
 """
 from firmware import clock, store
+from firmware.compat import const
 from protocol import messages as M
 
-_KEEP_ORDERS = 4   # order_status records kept (newest)
+_KEEP_ORDERS = const(4)   # order_status records kept (newest)
 CONFIRM_MS = 600000   # how long a requested consent raise waits for the customer's press
 
 

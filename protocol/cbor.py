@@ -15,10 +15,14 @@
 # on first use, so a device that never meets them never pays for their code. Tag, Simple
 # and UNDEFINED are still reachable as cbor.Tag etc. (module __getattr__).
 import struct
+try:
+    from micropython import const
+except ImportError:  # CPython: const(x) is just x
+    const = int  # type: ignore[assignment]
 
 from protocol.errors import DecodeError
 
-MAX_DEPTH = 16
+_MAX_DEPTH = const(16)
 _BREAK = object()
 
 
@@ -52,8 +56,8 @@ def _head(out, major, n):
 
 
 def _encode(out, obj, depth):
-    if depth > MAX_DEPTH:
-        raise DecodeError("nesting deeper than %d" % MAX_DEPTH)
+    if depth > _MAX_DEPTH:
+        raise DecodeError("nesting deeper than %d" % _MAX_DEPTH)
     if obj is False:
         out.append(0xF4)
     elif obj is True:
@@ -138,8 +142,8 @@ class _Decoder:
         raise DecodeError("reserved additional info %d at offset %d" % (info, self.pos - 1))
 
     def item(self, depth):
-        if depth > MAX_DEPTH:
-            raise DecodeError("nesting deeper than %d" % MAX_DEPTH)
+        if depth > _MAX_DEPTH:
+            raise DecodeError("nesting deeper than %d" % _MAX_DEPTH)
         ib = self.byte()
         major = ib >> 5
         info = ib & 0x1F

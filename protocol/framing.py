@@ -7,9 +7,13 @@
 # cheaply before the MAC is checked; it is the same CRC as CPython's binascii.crc_hqx.
 # The same bytes are sent as one UDP datagram on Wi-Fi, so every transport shares a parser.
 from protocol.errors import FrameError
+try:
+    from micropython import const
+except ImportError:  # CPython: const(x) is just x
+    const = int  # type: ignore[assignment]
 
-MAX_BODY = 512  # bytes of envelope; larger frames are rejected before decoding
-MAX_FRAME = MAX_BODY + 2 + MAX_BODY // 254 + 2  # COBS-encoded body + CRC, no delimiters
+_MAX_BODY = const(512)  # bytes of envelope; larger frames are rejected before decoding
+MAX_FRAME = _MAX_BODY + 2 + _MAX_BODY // 254 + 2  # COBS-encoded body + CRC, no delimiters
 
 
 def _crc16(data, crc=0xFFFF):
@@ -84,8 +88,8 @@ def cobs_decode(data):
 
 def encode_frame(body):
     """Frame an envelope for the wire: 00 | COBS(body | crc16) | 00."""
-    if len(body) > MAX_BODY:
-        raise FrameError("body of %d bytes exceeds %d" % (len(body), MAX_BODY))
+    if len(body) > _MAX_BODY:
+        raise FrameError("body of %d bytes exceeds %d" % (len(body), _MAX_BODY))
     c = crc16(body)
     return b"\x00" + cobs_encode(bytes(body) + bytes((c >> 8, c & 0xFF))) + b"\x00"
 

@@ -4,6 +4,10 @@
 # out for `level`, the most frequent message (its absence means level), so a periodic
 # report fits the 24-byte budget. Every quantity is a fixed-point integer.
 from protocol.errors import DecodeError
+try:
+    from micropython import const
+except ImportError:  # CPython: const(x) is just x
+    const = int  # type: ignore[assignment]
 
 PROTOCOL_VERSION = 2   # 2: hello 11 and usage 3, messages the outbox dropped
 
@@ -56,7 +60,7 @@ U = 0x1FFFFFFFFFFFFF  # sanity cap for counters (2**53-1: exact in JSON and doub
 # type -> bytes, 4 per field: key, kind | _REQ, lo, hi; kinds: 0 uint in [lo, hi],
 # 1 text of lo..hi chars, 2 list of at most 16 texts of at most hi chars. A hi byte >= 0xF0
 # indexes _HI. Keys of a type are 1..n in order (schema.py names them by position).
-_REQ = 4
+_REQ = const(4)
 _HI = (U, (1 << 40) - 1, 86400, 7 * 86400, 24 * 90, 24 * 30, 255)
 FIELDS = {
     HELLO: b"\x01\x04\x01\xf6\x02\x05\x00\x20\x03\x05\x00\x20\x04\x05\x00\x20\x05\x01\x00\x30"

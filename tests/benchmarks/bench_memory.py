@@ -75,6 +75,10 @@ def build_mpy(dest, board="virtual"):
             out = Path(dest) / remote.lstrip("/")
             out.parent.mkdir(parents=True, exist_ok=True)
             out.write_bytes(data)
+    # the run's own code (tests/device/memrun.py) compiled the same way: it shares the heap
+    subprocess.run(deploy.mpy_cross_cmd() + ([] if lines else ["-X", "no-source-lines"])
+                   + ["-s", "memrun.mpy", "-o", str(Path(dest) / "memrun.mpy"),
+                      str(ROOT / "tests/device/memrun.py")], check=True)
 
 
 def ok(r):

@@ -1,0 +1,91 @@
+"""Boot-only half of the agent: builds an Agent's parts from the board file, provisioning
+and the state persisted under root (see firmware/agent.py for the files). Agent.__init__
+calls parts(); firmware/main.py's boot() then drops this module, so its code, about a
+third of the agent's, does not stay in RAM (its qstrs do: those are never freed).
+"""
+from firmware import agent, clock, filters, geometry, hal, store
+from firmware.downlink import Downlink
+from firmware.estimator import Estimator
+from firmware.outbox import Outbox
+from firmware.policy import Policy
+from firmware.scheduler import Timer
+from firmware.usage import Usage
+from protocol import messages as M
+
+
+def parts(a, board, prov, root, transport, sensor, button):
+    a.dev = prov["device_id"]
+    a.kid = a.dev.encode()
+    a.key = prov["key_bytes"]
+    sd = root + "state"
+    store.makedirs(sd)
+    a._est_path = sd + "/est.json"
+    a._cfg_path = sd + "/config.json"
+    item = board.get("consumable", {})
+    cap = float(item.get("capacity", 100))
+    if item.get("unit", "%") == "%":
+        cap = 100.0
+    a.capacity = cap
+    # config: board defaults, then what config downlinks stored
+    pw = board.get("power", {})
+    pol = board.get("policy", {})
+    rs = pw.get("report_s", 3600)
+    a.cfg = {"sample_s": pw.get("sample_s", 600), "report_s": rs,
+             "near_empty_report_s": pol.get("near_empty_report_s", max(1, rs // 4)),
+             "lead_time_h": pol.get("lead_time_h", 72), "margin_h": pol.get("margin_h", 24),
+             "low_pct": pol.get("low_pct", 20)}
+    saved = store.load(a._cfg_path)
+    if saved:
+        a.cfg.update(saved)
+    a.deep = pw.get("mode") == "deep_sleep"
+    # the measuring chain
+    if sensor is None:
+        from firmware import sensors
+        sensor = sensors.build(board)
+        if button is None:
+            button = sensors.build_button(board)
+    a.sensor = sensor
+    a.button = button
+    sensor.setup()
+    a.geom = geometry.from_board(board)
+    a.chain = filters.build(board.get("filters", []), cap)
+    # persisted state
+    ck = store.load(a._est_path) or {}
+    a.est = None
+    if ck.get("est"):
+        try:
+            a.est = Estimator.restore(ck["est"])
+        except (ValueError, TypeError, IndexError, KeyError):
+            a.est = None
+    if a.est is None:
+        a.est = Estimator(cap)
+    a.usage = Usage(ck.get("use"))
+    if ck.get("off") is not None:
+        clock.set_offset(ck["off"])
+    mem = board.get("outbox", {})
+    a.outbox = Outbox(root + "outbox", mem.get("max_count", 32), mem.get("max_bytes", 4096),
+                     mem.get("reserve", 8), mem.get("reserve_bytes", 1024),
+                     mem.get("timeout_ms", 4000), mem.get("max_timeout_ms", 120000),
+                     prov.get("consent", M.CONSENT_ORDER_ONLY))
+    a.policy = Policy(a.dev, item, a.cfg, a._emit, sd + "/policy.json",
+                     prov.get("consent", M.CONSENT_ORDER_ONLY))
+    a.outbox.set_consent(a.policy.consent)
+    a.downlink = Downlink(a.key, sd + "/dl.json", a)
+    if transport is None:
+        from firmware import transport as tr
+        transport = tr.open(prov, board)
+    a.tr = transport
+    a.report = Timer(a.cfg["report_s"], ck.get("rep"))
+    a.sample = Timer(a.cfg["sample_s"])
+    a.fails = 0
+    a.cycles = 0
+    a.last = None        # (remaining, fill_pct, tte) of the last estimate, for logs
+    b = store.load(sd + "/boot.json") or {}
+    a.boot = b.get("n", 0)
+    a.woke = hal.reset_cause() == hal.DEEPSLEEP_RESET
+    if not a.woke:
+        a.boot += 1
+        a._try(store.save, sd + "/boot.json", {"n": a.boot})
+        a._try(a.policy.hello, agent.FW, board.get("name", "?"), a.boot)
+    wd = pw.get("wdt_ms", 30000)
+    a.wdt = hal.WDT(0, wd) if wd else None
