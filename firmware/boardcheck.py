@@ -8,9 +8,9 @@ Checked: required sections; sensor type and its pins; every pin exists on the MC
 is not wired to flash/PSRAM or USB, is not a strapping pin (except the button:
 the BOOT button is one), can drive if it must (ESP32 34-39 are input only), is on
 ADC1 for analog (ADC2 is unusable while Wi-Fi runs); no pin used twice; filters,
-geometry (firmware/geometry.validate), consumable, transport, power and memory.
+geometry (firmware/shapes.validate), consumable, transport, power and memory.
 """
-from firmware import board, geometry
+from firmware import board, shapes
 
 REQUIRED = ("name", "mcu", "pins", "sensor", "filters", "geometry", "consumable",
             "transport", "power", "memory")
@@ -112,11 +112,11 @@ def validate(cfg):
             _err("ema alpha must be in (0, 1]")
     c = cfg["consumable"]
     _num(c, "capacity", "consumable")
-    if c.get("unit") not in geometry.UNITS:
-        _err("consumable.unit must be one of %s", ", ".join(geometry.UNITS))
+    if c.get("unit") not in shapes.UNITS:
+        _err("consumable.unit must be one of %s", ", ".join(shapes.UNITS))
     if not c.get("sku"):
         _err("consumable.sku missing")
-    geometry.validate(cfg["geometry"])
+    shapes.validate(cfg["geometry"])
     pw = cfg["power"]
     if pw.get("mode") not in ("always_on", "deep_sleep"):
         _err("power.mode must be always_on or deep_sleep")

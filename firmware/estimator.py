@@ -39,32 +39,75 @@
 # 80 % two-sided). ``hi`` is None when the band is unbounded.
 #
 # Numbers: ESP32 MicroPython floats are 32-bit, so times are kept as offsets from the first
-# sample (``t - t0`` is exact when t is an int) and sums are centred before squaring.
+# sample and sums are centred before squaring. t0 itself stays an exact attribute (an int
+# when t is), outside the float array below: ``t - t0`` is then int arithmetic and exact,
+# where a float32 t0 would be off by up to a minute. ``episode`` and ``rejected`` stay int
+# attributes too: public names (qstrs anyway), small ints (never boxed).
+#
+# Heap: all other state (parameters, level filter, fit results, open bucket, held outliers)
+# lives in ONE preallocated array("d") ``_s``, indexed by the ``_X = const(i)`` slots below,
+# not in ~45 instance attributes. Each distinct attribute name is a qstr, interned in RAM
+# for good (~19 bytes on an ESP32), plus a slot in the instance dict; underscore const()
+# names are folded by mpy-cross and cost neither (on a board, which runs .mpy files). A
+# store into the array writes 8 bytes in place, where ``self.x = <float>`` keeps a fresh
+# boxed float alive per attribute on every update (a read from the array still boxes a
+# short-lived float, as any float arithmetic does). "d", not "f": stored values come back
+# exactly (on the unix port, whose floats are doubles, results are bit-identical to keeping
+# them in attributes); counts and ring positions are exact in it, int() where an int is
+# needed. NaN in _QPREV means "no previous reading". state() saves the array as it is.
 #
 # Heap while compiling: the unix port compiles this module from source inside the 64K test
-# heap, where every parse node, float literal and `self.x` costs bytes. So: int literals
-# where a float is not needed, locals for repeated attributes, no docstrings.
+# heap, where every parse node, float literal and `self.x` costs bytes (and every name is a
+# qstr, the const() ones too). So: int literals where a float is not needed, locals for
+# repeated attributes (``s = self._s``), no docstrings.
 from array import array
 from binascii import a2b_base64
-from math import sqrt
+from math import nan, sqrt
 
 from firmware.compat import const
 
 _DAY = const(86400)
-_STATE_V = const(2)
-_MAD = 0.8862  # sigma of one reading = _MAD * E|difference of two readings| (normal noise)
+_STATE_V = const(3)
+_SD_MAD = 0.8862  # sigma of one reading = _SD_MAD * E|difference of two readings| (normal noise)
 
-# state() layout: version, these attributes in this order (_PARAMS = the constructor's
-# positional parameters), then the four bucket-ring arrays.
-_PARAMS = ("capacity", "window_s", "refill_jump", "nbuckets", "gate", "gate_min",
-           "confirm", "band_z", "rate_min", "min_span_s", "noise0")
-# dynamic attributes and their initial values
-_DYN = ("episode", "rejected", "_t0", "_tnow", "_tL", "_L", "_P", "_mad", "_Q",
-        "_rate", "_rsig", "_sdev", "_valid", "_seg", "_consumed", "_anchor",
-        "_nacc", "_qprev", "_tprev", "_bidx", "_aw", "_at", "_aq",
-        "_pn", "_pw", "_pt", "_pq", "_bh", "_bn")
-_INIT = (0, 0, None, None, 0, 0, 0, 0, 0, 0, 0, 0, False, 0, 0, 0,
-         0, None, 0, -1, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+# Slots of the state array self._s. Parameters (fixed after __init__):
+_WIN = const(0)        # window_s: span of the rate fit, s
+_JUMP = const(1)       # refill_jump: a rise of this fraction of capacity is a refill
+_GATE = const(2)       # outlier gate, innovation sigmas ...
+_GMIN = const(3)       # ... never tighter than this fraction of capacity (gate_min)
+_CONFIRM = const(4)    # consistent outliers that make a real level change
+_BANDZ = const(5)      # band_z
+_RMIN = const(6)       # rate_min, units/day: below it the consumable counts as unused
+_SPAN = const(7)       # min_span_s: data span needed before a rate is reported
+_BS = const(8)         # bucket length, s (an integer)
+# working state; times in days since t0 unless said otherwise
+_TNOW = const(9)       # latest t - t0, s
+_TL = const(10)        # time of the level estimate _L, its variance _P
+_L = const(11)
+_P = const(12)
+_MAD = const(13)       # mean |detrended successive difference|, see _R()
+_Q = const(14)         # process noise of the level, units^2/day
+_RATE = const(15)      # the fit: rate (units/day), its standard error, residual spread,
+_RSIG = const(16)
+_SDEV = const(17)
+_VALID = const(18)     # 1 once the fit spans min_span_s
+_SEG = const(19)       # segment id of the open bucket, 0..0xFFFF
+_CONSUMED = const(20)  # consumed_total()
+_ANCHOR = const(21)    # metering: lowest smoothed level since the last rise
+_NACC = const(22)      # accepted readings
+_QPREV = const(23)     # last accepted reading (NaN: none) and its time
+_TPREV = const(24)
+_BIDX = const(25)      # index of the open bucket, (t - t0) // bucket length
+_BH = const(26)        # ring: next position to write, number of buckets held
+_BN = const(27)
+_AW = const(28)        # open bucket: sum w, sum w*t, sum w*q
+_AT = const(29)
+_AQ = const(30)
+_PN = const(31)        # held outliers: count, sum w, sum w*t, sum w*q
+_PW = const(32)
+_PT = const(33)
+_PQ = const(34)
+_NS = const(35)        # number of slots
 
 
 class Estimator:
@@ -72,227 +115,240 @@ class Estimator:
                  gate=4, gate_min=0.03, confirm=2, band_z=1.2816, rate_min=None,
                  min_span_s=86400, noise0=0.005):
         c = self.capacity = float(capacity)
-        self.window_s = int(window_s)
-        n = self.nbuckets = int(nbuckets)
-        self.refill_jump = refill_jump  # fraction of capacity
-        self.gate = gate                # outlier gate, innovation sigmas ...
-        self.gate_min = gate_min        # ... never tighter than this fraction of capacity
-        self.confirm = confirm          # consistent outliers that make a real level change
-        self.band_z = band_z
-        # below rate_min (units/day) the consumable counts as unused: tte() is None
-        self.rate_min = c / 1000 if rate_min is None else rate_min
-        self.min_span_s = min_span_s    # data span needed before a rate is reported
-        self.noise0 = noise0            # prior sensor noise, fraction of capacity
-        self._bs = max(1, self.window_s // n)  # bucket length, s
-        # bucket ring: mean time (days since t0), mean level, weight, segment id;
-        # _u/_e: the fit's robust weights and residuals, allocated once
+        n = int(nbuckets)
+        self.episode = self.rejected = 0
+        self.refilled = False
+        self._t0 = None  # time of the first sample; exact, see Numbers above
+        s = self._s = array("d", bytes(8 * _NS))
+        s[_WIN] = w = int(window_s)
+        s[_JUMP] = refill_jump
+        s[_GATE] = gate
+        s[_GMIN] = gate_min
+        s[_CONFIRM] = confirm
+        s[_BANDZ] = band_z
+        s[_RMIN] = c / 1000 if rate_min is None else rate_min
+        s[_SPAN] = min_span_s
+        s[_BS] = max(1, w // n)
+        s[_BIDX] = -1
+        s[_QPREV] = nan
+        s[_MAD] = noise0 * c / _SD_MAD  # noise0: prior sensor noise, fraction of capacity
+        s[_Q] = (c / 20) ** 2           # until a fit exists, let the level wander freely
+        # bucket ring (nbuckets = its length): mean time (days since t0), mean level, weight,
+        # segment id; _u/_e: the fit's robust weights and residuals, allocated once
         self._bt, self._bq, self._bw, self._u, self._e = [array("f", bytes(4 * n)) for _ in range(5)]
         self._bg = array("H", bytes(2 * n))
         self._ix = array("H", bytes(2 * n))  # the fit's ring positions, oldest first
-        self.refilled = False
-        for k, v in zip(_DYN, _INIT):
-            setattr(self, k, v)
-        self._mad = noise0 * c / _MAD  # mean |successive difference|, see _R()
-        self._Q = (c / 20) ** 2        # until a fit exists, let the level wander freely
 
     # ---------------------------------------------------------------- input
     def update(self, t, q, quality=10):
         self.refilled = False
+        s = self._s
         t0 = self._t0
         if t0 is None:
-            t0 = self._t0 = self._tnow = t
-        if t > self._tnow:
-            self._tnow = t
+            t0 = self._t0 = t
+        ts = t - t0
+        if ts > s[_TNOW]:
+            s[_TNOW] = ts
         if q is None or quality <= 0:
             return  # dropout: time moves on, the level is predicted on query
-        td = (t - t0) / _DAY
-        bi = int((t - t0) // self._bs)
-        if bi != self._bidx:
+        td = ts / _DAY
+        bi = int(ts // int(s[_BS]))
+        if bi != s[_BIDX]:
             self._close()
-            self._bidx = bi
+            s[_BIDX] = bi
         w = min(quality, 10) / 10
         R = self._R() / (w * w)
-        pn = self._pn
-        if self._nacc == 0 and pn == 0:  # first reading
-            self._L = self._anchor = q
-            self._tL = td
+        pn = s[_PN]
+        if s[_NACC] == 0 and pn == 0:  # first reading
+            s[_L] = s[_ANCHOR] = q
+            s[_TL] = td
             self._accept(td, q, w, q, 4 * R, R)
             return
         L, P = self._predict(td)
-        gm = self.gate_min * self.capacity
-        if abs(q - L) <= max(self.gate * sqrt(P + R), gm):
+        gm = s[_GMIN] * self.capacity
+        if abs(q - L) <= max(s[_GATE] * sqrt(P + R), gm):
             self._unhold()  # held samples, if any, were spikes
             self._accept(td, q, w, L, P, R)
             return
         # outlier: extend the held run if consistent with it, else start a new one
-        if pn and abs(q - self._held(td)) > max(self.gate * sqrt(2 * R), gm):
+        if pn and abs(q - self._held(td)) > max(s[_GATE] * sqrt(2 * R), gm):
             self._unhold()
-        self._pn += 1
-        self._pw += w
-        self._pt += w * td
-        self._pq += w * q
-        if self._pn >= self.confirm:
+        s[_PN] += 1
+        s[_PW] += w
+        s[_PT] += w * td
+        s[_PQ] += w * q
+        if s[_PN] >= s[_CONFIRM]:
             self._shift(td, L)
 
     # ---------------------------------------------------------------- outputs
     def remaining(self):
         # level at the last update time; None before the first reading
-        if self._nacc == 0:
+        s = self._s
+        if s[_NACC] == 0:
             return None
-        return max(self._predict(self._now())[0], 0)
+        return max(self._predict(s[_TNOW] / _DAY)[0], 0)
 
     def rate_per_day(self):
         # consumption rate, units/day (positive = consuming); None if not estimable
-        return self._rate if self._valid else None
+        s = self._s
+        return s[_RATE] if s[_VALID] else None
 
     def rate_sigma(self):
         # standard error of rate_per_day(); None if not estimable
-        return self._rsig if self._valid else None
+        s = self._s
+        return s[_RSIG] if s[_VALID] else None
 
     def tte(self):
         # (seconds, lo, hi) to empty from the last update, or None when not estimable:
         # too little data, or rate ~0 (below rate_min or within 1 sigma of 0).
         # lo/hi: band at band_z sigmas; hi None = unbounded.
-        r, sr = self._rate, self._rsig
-        if not self._valid or self._nacc == 0 or r <= self.rate_min or r < sr:
+        s = self._s
+        r, sr = s[_RATE], s[_RSIG]
+        if not s[_VALID] or s[_NACC] == 0 or r <= s[_RMIN] or r < sr:
             return None
-        L, P = self._predict(self._now())
+        L, P = self._predict(s[_TNOW] / _DAY)
         if L <= 0:
             return (0, 0, 0)
         d = L / r * _DAY
-        rel = self.band_z * sqrt((P + self._sdev ** 2) / (L * L) + (sr / r) ** 2)
+        rel = s[_BANDZ] * sqrt((P + s[_SDEV] ** 2) / (L * L) + (sr / r) ** 2)
         return (d, d / (1 + rel), d / (1 - rel) if rel < 1 else None)
 
     def consumed_total(self):
         # sum of decreases of the smoothed level, across refills (usage metering)
-        return self._consumed
+        return self._s[_CONSUMED]
 
     # ---------------------------------------------------------------- persistence
     def state(self):
-        # small list for store.save (firmware/store.py), which writes the four bucket-ring
-        # arrays as base64 of their bytes: exact, ~4x shorter than floats, and streamed.
+        # small list for store.save (firmware/store.py), which writes the state array and the
+        # four bucket-ring arrays as base64 of their bytes: exact, short, and streamed.
         # Estimator.restore(the list read back) rebuilds an equivalent object.
-        return [_STATE_V] + [getattr(self, k) for k in _PARAMS + _DYN] + list(self._ring())
+        return [_STATE_V, self.capacity, len(self._bt), self._t0, self.episode, self.rejected,
+                self._s, self._bt, self._bq, self._bw, self._bg]
 
     @classmethod
-    def restore(cls, s):
-        if not s or s[0] != _STATE_V:
+    def restore(cls, st):
+        # ValueError for another layout (an older firmware's): the caller starts afresh
+        if not st or st[0] != _STATE_V:
             raise ValueError("estimator state version")
-        np = len(_PARAMS)
-        e = cls(*s[1:1 + np])
-        for k, v in zip(_DYN, s[1 + np:]):
-            setattr(e, k, v)
-        for a, tc, v in zip(e._ring(), "fffH", s[1 + np + len(_DYN):]):
+        e = cls(st[1], nbuckets=st[2])
+        e._t0, e.episode, e.rejected = st[3:6]
+        # the state array brings the parameters back too
+        for a, tc, v in zip((e._s, e._bt, e._bq, e._bw, e._bg), "dfffH", st[6:]):
             for i, x in enumerate(array(tc, a2b_base64(v))):
                 a[i] = x
         return e
 
     # ---------------------------------------------------------------- internals
-    def _ring(self):
-        return (self._bt, self._bq, self._bw, self._bg)
-
-    def _now(self):
-        return (self._tnow - self._t0) / _DAY
-
     def _R(self):
-        s = max(_MAD * self._mad, self.capacity / 10000)
-        return s * s
+        sd = max(_SD_MAD * self._s[_MAD], self.capacity / 10000)
+        return sd * sd
 
     def _predict(self, td):
-        dt = max(td - self._tL, 0)
-        return self._L - self._rate * dt, self._P + self._Q * dt
+        s = self._s
+        dt = max(td - s[_TL], 0)
+        return s[_L] - s[_RATE] * dt, s[_P] + s[_Q] * dt
 
     def _held(self, td):
         # mean of the held (outlier) readings, carried forward to td at the current rate
-        pw = self._pw
-        return self._pq / pw - self._rate * (td - self._pt / pw)
+        s = self._s
+        pw = s[_PW]
+        return s[_PQ] / pw - s[_RATE] * (td - s[_PT] / pw)
 
     def _unhold(self):
-        self.rejected += self._pn
-        self._pn = self._pw = self._pt = self._pq = 0
+        s = self._s
+        self.rejected += int(s[_PN])
+        s[_PN] = s[_PW] = s[_PT] = s[_PQ] = 0
 
     def _accept(self, td, q, w, L, P, R):
+        s = self._s
         K = P / (P + R)
         L += K * (q - L)
-        self._L = L
-        self._P = (1 - K) * P
-        self._tL = td
-        qp = self._qprev
-        if qp is not None:
+        s[_L] = L
+        s[_P] = (1 - K) * P
+        s[_TL] = td
+        qp = s[_QPREV]
+        if qp == qp:  # not NaN: there is a previous reading
             # detrended successive difference: sensor noise (and a little burstiness);
             # clipped so one unflagged glitch cannot blow the noise estimate up
-            m = self._mad
-            d = abs(q - qp + self._rate * (td - self._tprev))
-            self._mad = m + (min(d, 4 * m + self.capacity / 1000) - m) / 20
-        self._qprev, self._tprev = q, td
-        self._aw += w
-        self._at += w * td
-        self._aq += w * q
-        self._nacc += 1
+            m = s[_MAD]
+            d = abs(q - qp + s[_RATE] * (td - s[_TPREV]))
+            s[_MAD] = m + (min(d, 4 * m + self.capacity / 1000) - m) / 20
+        s[_QPREV] = q
+        s[_TPREV] = td
+        s[_AW] += w
+        s[_AT] += w * td
+        s[_AQ] += w * q
+        s[_NACC] += 1
         self._ratchet(L)
 
     def _ratchet(self, L):
         # metering counts only new lows of the smoothed level, so noise cannot accumulate;
         # a rise beyond gate_min*capacity (an undetected top-up) moves the anchor up
-        a = self._anchor
+        s = self._s
+        a = s[_ANCHOR]
         if L < a:
-            self._consumed += a - L
-            self._anchor = L
-        elif L > a + self.gate_min * self.capacity:
-            self._anchor = L
+            s[_CONSUMED] += a - L
+            s[_ANCHOR] = L
+        elif L > a + s[_GMIN] * self.capacity:
+            s[_ANCHOR] = L
 
     def _shift(self, td, Lp):
         # `confirm` consistent outliers: the level really moved (to qn; Lp = predicted)
+        s = self._s
         qn = self._held(td)
-        if self._nacc <= 2 or qn > Lp:
-            if self._nacc <= 2:
+        warm = s[_NACC] <= 2
+        if warm or qn > Lp:
+            if warm:
                 # warm-up: the first reading(s) were the outliers; start over quietly
-                self._aw = self._at = self._aq = 0
+                s[_AW] = s[_AT] = s[_AQ] = 0
             else:
                 self._ratchet(Lp)  # usage up to the refill still counts
                 self._close()      # the old segment stays in the ring: it informs the rate
-                if qn - Lp >= self.refill_jump * self.capacity:
+                if qn - Lp >= s[_JUMP] * self.capacity:
                     self.episode += 1
                     self.refilled = True
-            self._seg = (self._seg + 1) & 0xFFFF  # rises start a new segment of the fit
-            self._anchor = qn
-        pw = self._pw
-        self._L = qn
-        self._P = self._R() / pw
-        self._tL = td
-        self._qprev = None  # a difference across the jump is not noise
-        self._aw += pw
-        self._at += self._pt
-        self._aq += self._pq
-        self._nacc += self._pn
-        self._pn = self._pw = self._pt = self._pq = 0
+            s[_SEG] = (int(s[_SEG]) + 1) & 0xFFFF  # rises start a new segment of the fit
+            s[_ANCHOR] = qn
+        pw = s[_PW]
+        s[_L] = qn
+        s[_P] = self._R() / pw
+        s[_TL] = td
+        s[_QPREV] = nan  # a difference across the jump is not noise
+        s[_AW] += pw
+        s[_AT] += s[_PT]
+        s[_AQ] += s[_PQ]
+        s[_NACC] += s[_PN]
+        s[_PN] = s[_PW] = s[_PT] = s[_PQ] = 0
         self._ratchet(qn)
 
     def _close(self):
         # close the open bucket into the ring and refit
-        aw = self._aw
+        s = self._s
+        aw = s[_AW]
         if aw <= 0:
             return
-        i, n = self._bh, self.nbuckets
-        self._bt[i] = self._at / aw
-        self._bq[i] = self._aq / aw
+        i, n = int(s[_BH]), len(self._bt)
+        self._bt[i] = s[_AT] / aw
+        self._bq[i] = s[_AQ] / aw
         self._bw[i] = aw
-        self._bg[i] = self._seg
-        self._bh = (i + 1) % n
-        self._bn = min(self._bn + 1, n)
-        self._aw = self._at = self._aq = 0
+        self._bg[i] = int(s[_SEG])
+        s[_BH] = (i + 1) % n
+        s[_BN] = min(s[_BN] + 1, n)
+        s[_AW] = s[_AT] = s[_AQ] = 0
         self._fit()
 
     def _fit(self):
-        nb, bt, bq, bw, bg, u, e = self.nbuckets, self._bt, self._bq, self._bw, self._bg, self._u, self._e
+        s, bt, bq, bw, bg, u, e = self._s, self._bt, self._bq, self._bw, self._bg, self._u, self._e
+        nb = len(bt)
         # forget buckets that fell out of the window (possible after long gaps)
-        tmin = self._now() - self.window_s / _DAY
-        while self._bn and bt[(self._bh - self._bn) % nb] < tmin:
-            self._bn -= 1
-        n = self._bn
+        tmin = s[_TNOW] / _DAY - s[_WIN] / _DAY
+        h, n = int(s[_BH]), int(s[_BN])
+        while n and bt[(h - n) % nb] < tmin:
+            n -= 1
+        s[_BN] = n
         ix = self._ix
         for k in range(n):
-            ix[k] = i = (self._bh - n + k) % nb
+            ix[k] = i = (h - n + k) % nb
             u[i] = 1
         ix = memoryview(ix)[:n]  # a view, not a copy
         for it in range(3):
@@ -316,13 +372,13 @@ class Estimator:
             if sxx <= 0 or dof < 1:
                 return
             b = sxy / sxx
-            s = 0
+            se = 0
             for i in ix:
                 a = m[bg[i]]
                 e[i] = bq[i] - a[2] / a[0] - b * (bt[i] - a[1] / a[0])
-                s += abs(e[i])
+                se += abs(e[i])
             # Huber weights, scale from the mean |residual| (cheaper than a median sort)
-            c = 2 * s / n + self.capacity / 5000
+            c = 2 * se / n + self.capacity / 5000
             for i in ix:
                 u[i] = min(1, c / (abs(e[i]) + 1e-12))
         swe = su = sw = s00 = s01 = sd = nd = 0
@@ -340,11 +396,11 @@ class Estimator:
                 nd += 1
         # residuals of bursty usage are autocorrelated: inflate the slope's variance
         rho = min(max(s01 / s00, 0), 0.9) if s00 > 0 else 0
-        self._rate = -b
-        self._rsig = sqrt(swe / dof / sxx * (1 + rho) / (1 - rho))
-        self._sdev = sqrt(swe / su)
+        s[_RATE] = -b
+        s[_RSIG] = sqrt(swe / dof / sxx * (1 + rho) / (1 - rho))
+        s[_SDEV] = sqrt(swe / su)
         # process noise: bucket-to-bucket wander of the residuals beyond what noise explains
         if nd:
-            Q = (sd / nd - 2 * self._R() * n / sw) / (self._bs / _DAY)
-            self._Q = max(Q, (self.capacity / 500) ** 2)
-        self._valid = sum([a[4] - a[3] for a in m.values()]) * _DAY >= self.min_span_s
+            Q = (sd / nd - 2 * self._R() * n / sw) / (s[_BS] / _DAY)
+            s[_Q] = max(Q, (self.capacity / 500) ** 2)
+        s[_VALID] = sum([a[4] - a[3] for a in m.values()]) * _DAY >= s[_SPAN]
