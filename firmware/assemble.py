@@ -1,19 +1,34 @@
 """Boot-only half of the agent: builds an Agent's parts from the board file, provisioning
 and the state persisted under root (see firmware/agent.py for the files). Agent.__init__
-calls parts(); firmware/main.py's boot() then drops this module, so its code, about a
-third of the agent's, does not stay in RAM (its qstrs do: those are never freed).
+calls parts(); firmware/main.py's boot() calls estimator() before anything else (its
+rings need the heap's long free runs) and drops this module once the agent is built, so
+its code, about a third of the agent's, does not stay in RAM (its qstrs do: never freed).
 """
-from firmware import agent, clock, filters, geometry, hal, store
-from firmware.downlink import Downlink
-from firmware.estimator import Estimator
-from firmware.outbox import Outbox
-from firmware.policy import Policy
-from firmware.scheduler import Timer
-from firmware.usage import Usage
-from protocol import messages as M
+from firmware import store
 
 
-def parts(a, board, prov, root, transport, sensor, button):
+def estimator(path, board):
+    """The estimator saved in the agent's checkpoint at path (firmware/agent.py), else a
+    new one for the board's consumable (a missing, damaged or older checkpoint)."""
+    from firmware.estimator import Estimator
+    ck = store.load(path) or {}
+    if ck.get("est"):
+        try:
+            return Estimator.restore(ck["est"])
+        except (ValueError, TypeError, IndexError, KeyError):
+            pass
+    c = board.get("consumable", {})
+    return Estimator(100 if c.get("unit", "%") == "%" else c.get("capacity", 100))
+
+
+def parts(a, board, prov, root, transport, sensor, button, est):
+    from firmware import agent, clock, filters, geometry, hal
+    from firmware.downlink import Downlink
+    from firmware.outbox import Outbox
+    from firmware.policy import Policy
+    from firmware.scheduler import Timer
+    from firmware.usage import Usage
+    from protocol import messages as M
     a.dev = prov["device_id"]
     a.kid = a.dev.encode()
     a.key = prov["key_bytes"]
@@ -26,6 +41,9 @@ def parts(a, board, prov, root, transport, sensor, button):
     if item.get("unit", "%") == "%":
         cap = 100.0
     a.capacity = cap
+    # the estimator: main.boot() builds it before anything else (see there)
+    a.est = est if est is not None else estimator(a._est_path, board)
+    ck = store.load(a._est_path) or {}
     # config: board defaults, then what config downlinks stored
     pw = board.get("power", {})
     pol = board.get("policy", {})
@@ -49,16 +67,6 @@ def parts(a, board, prov, root, transport, sensor, button):
     sensor.setup()
     a.geom = geometry.from_board(board)
     a.chain = filters.build(board.get("filters", []), cap)
-    # persisted state
-    ck = store.load(a._est_path) or {}
-    a.est = None
-    if ck.get("est"):
-        try:
-            a.est = Estimator.restore(ck["est"])
-        except (ValueError, TypeError, IndexError, KeyError):
-            a.est = None
-    if a.est is None:
-        a.est = Estimator(cap)
     a.usage = Usage(ck.get("use"))
     if ck.get("off") is not None:
         clock.set_offset(ck["off"])

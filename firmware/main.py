@@ -30,9 +30,18 @@ def boot(root="/", transport=None, verbose=True):
     prov = provision.load(root + "provision.json")
     del boardfile, provision
     _free("board", "provision")     # only needed at boot
+    b.pop("description", None)      # ~1 KB of the board file the device never reads
+    b.pop("world", None)
+    gc.collect()
+    # The estimator's seven ring arrays (~2.4 KB, 336-byte blocks) are the largest objects
+    # the agent keeps. Built first, while the heap still has long free runs: after the
+    # ~40 KB of code below is loaded, a 64 KB heap has the space but not in runs that long.
+    from firmware import assemble
+    est = assemble.estimator(root + "state/est.json", b)
     gc.collect()                    # collect before the big import: less fragmentation
     from firmware.agent import Agent
-    a = Agent(b, prov, root, transport=transport, verbose=verbose)
+    a = Agent(b, prov, root, transport=transport, verbose=verbose, est=est)
+    del est
     _free("sensors", "assemble")    # boot-only code (sensors.build(), the agent's parts)
     gc.collect()
     print("[main] %s on %s, consent %d, boot %d, free %d" % (

@@ -57,7 +57,7 @@ def parse_envelope(body: bytes):
     return kid, cose.piv_value(hdr[6]), prot, payload, tag
 
 
-def decode_body(body: bytes, key_for, aad: bytes = cose.AAD_UP, allowed=messages.UPLINK) -> "Message":
+def decode_body(body: bytes, key_for, aad: bytes = cose.AAD_UP, allowed=schema.UPLINK) -> "Message":
     """Verify and decode one envelope. key_for(kid: bytes) -> key or None."""
     kid, seq, prot, payload, tag = parse_envelope(body)
     key = key_for(kid)
@@ -70,7 +70,7 @@ def decode_body(body: bytes, key_for, aad: bytes = cose.AAD_UP, allowed=messages
     return make_message(kid.decode("ascii", "replace"), seq, t, obj)
 
 
-def decode_chunk(chunk: bytes, key_for, aad: bytes = cose.AAD_UP, allowed=messages.UPLINK) -> "Message":
+def decode_chunk(chunk: bytes, key_for, aad: bytes = cose.AAD_UP, allowed=schema.UPLINK) -> "Message":
     """A chunk between two 0x00 delimiters -> Message (FrameError/AuthError/DecodeError)."""
     return decode_body(framing.decode_frame(chunk), key_for, aad, allowed)
 

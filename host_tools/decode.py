@@ -8,7 +8,7 @@ import json
 import sys
 
 from host_tools import codec
-from protocol import cose, framing, messages
+from protocol import cose, framing, messages, schema
 from protocol.errors import ProtocolError
 
 
@@ -40,7 +40,7 @@ def main_decode(argv):
     args = ap.parse_args(argv)
     key_for = key_lookup(args)
     aad = cose.AAD_DOWN if args.downlink else cose.AAD_UP
-    allowed = messages.DOWNLINK if args.downlink else messages.UPLINK
+    allowed = messages.DOWNLINK if args.downlink else schema.UPLINK
     failed = 0
     for hx in args.frames:
         try:

@@ -20,7 +20,7 @@ from rich.table import Table
 from rich.text import Text
 
 from host_tools.store import Store, StoreError, status_path
-from protocol import messages
+from protocol import messages, schema
 
 COUNTER_ORDER = ("frames", "stored", "duplicates", "acks", "forwarded", "queued", "uplink_errors", "noise",
                  "bad_crc", "bad_mac", "unknown_device", "replay", "malformed", "store_errors", "downlinks")
@@ -88,7 +88,7 @@ def render(devices: list, status: dict | None, now: float | None = None):
                   Text("%d%%" % fill, style=style) if fill is not None else "-",
                   str(lvl["rate_per_day"]) if lvl.get("rate_per_day") is not None else "-",
                   tte_text(lvl),
-                  messages.CONSENT_NAMES[consent] if isinstance(consent, int) and 0 <= consent <= 4 else "?",
+                  schema.CONSENT_NAMES[consent] if isinstance(consent, int) and 0 <= consent <= 4 else "?",
                   ago(d.get("last_seen"), now),
                   str(d.get("queue", 0)),
                   str(d.get("downlink_pending", 0)),

@@ -56,9 +56,9 @@ def parse_command(cmd: str, args: list[str]) -> tuple[str, dict]:
         name = "config"
     elif cmd == "consent":
         if len(args) != 1:
-            raise UsageError("consent takes one LEVEL (0-4 or %s)" % "|".join(messages.CONSENT_NAMES))
+            raise UsageError("consent takes one LEVEL (0-4 or %s)" % "|".join(schema.CONSENT_NAMES))
         lvl = args[0]
-        v = messages.CONSENT_NAMES.index(lvl) if lvl in messages.CONSENT_NAMES else _int(lvl, "LEVEL")
+        v = schema.CONSENT_NAMES.index(lvl) if lvl in schema.CONSENT_NAMES else _int(lvl, "LEVEL")
         name, fields = "consent", {"level": v}
     elif cmd == "order-status":
         if len(args) != 2:
@@ -121,7 +121,7 @@ def main_send(argv=None) -> int:
                 floor = store.consent_floor(a.device)
                 if not consent_is_lowering(fields["level"], floor):
                     now_s = "unknown (never reported)" if floor is None else "%d (%s)" % (
-                        floor, messages.CONSENT_NAMES[floor] if 0 <= floor < len(messages.CONSENT_NAMES) else "?")
+                        floor, schema.CONSENT_NAMES[floor] if 0 <= floor < len(schema.CONSENT_NAMES) else "?")
                     if not a.customer_confirmed:
                         raise UsageError("consent %d would raise %s's consent (now %s); only the customer may "
                                          "raise it: add --customer-confirmed if they asked for it"

@@ -22,7 +22,6 @@ CONSENT = 18
 ORDER_STATUS = 19
 TIME = 20
 
-UPLINK = (HELLO, LEVEL, EVENT, USAGE)
 DOWNLINK = (ACK, CONFIG, CONSENT, ORDER_STATUS, TIME)
 
 # event kinds (event key 1)
@@ -36,11 +35,7 @@ EV_CONSENT_CHANGED = 5
 BY_BUTTON = 0
 BY_AUTOMATIC = 1
 
-# order status (order_status key 2)
-ST_PLACED = 1
-ST_SHIPPED = 2
-ST_CANCELLED = 3
-ST_DELIVERED = 4
+# order status values (order_status key 2), UPLINK and CONSENT_NAMES: protocol/schema.py
 
 # units (hello key 7)
 UNITS = ("g", "ml", "pages", "%")
@@ -51,7 +46,6 @@ CONSENT_ORDER_ONLY = 1
 CONSENT_REMINDERS = 2
 CONSENT_AUTOMATIC = 3
 CONSENT_FULL = 4
-CONSENT_NAMES = ("none", "order-only", "reminders", "automatic", "full")
 
 U = 0x1FFFFFFFFFFFFF  # sanity cap for counters (2**53-1: exact in JSON and doubles)
 

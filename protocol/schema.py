@@ -6,6 +6,14 @@
 from protocol import messages as M
 from protocol.errors import DecodeError
 
+# names the device never uses (each would be a qstr in its RAM)
+UPLINK = (M.HELLO, M.LEVEL, M.EVENT, M.USAGE)
+ST_PLACED = 1         # order status (order_status key 2)
+ST_SHIPPED = 2
+ST_CANCELLED = 3
+ST_DELIVERED = 4
+CONSENT_NAMES = ("none", "order-only", "reminders", "automatic", "full")
+
 # type -> (name, field names of keys 1..n)
 NAMES = {
     M.HELLO: ("hello", ("proto", "fw", "board", "sku", "model", "capacity", "unit", "refills",
@@ -41,8 +49,8 @@ def _schema():
 SCHEMA = _schema()
 EVENT_NAMES = {M.EV_LOW_SOON: "low_soon", M.EV_ORDER_REQUEST: "order_request", M.EV_REFILL: "refill_detected",
                M.EV_SENSOR_FAULT: "sensor_fault", M.EV_CONSENT_CHANGED: "consent_changed"}
-STATUS_NAMES = {M.ST_PLACED: "placed", M.ST_SHIPPED: "shipped", M.ST_CANCELLED: "cancelled",
-                M.ST_DELIVERED: "delivered"}
+STATUS_NAMES = {ST_PLACED: "placed", ST_SHIPPED: "shipped", ST_CANCELLED: "cancelled",
+                ST_DELIVERED: "delivered"}
 TYPE_BY_NAME = {v[0]: k for k, v in SCHEMA.items()}
 
 

@@ -8,7 +8,7 @@ import json
 import os
 
 from protocol import cbor, diag, wire, cose
-from protocol import messages as m
+from protocol import messages as m, schema
 
 KEY = bytes(range(32))  # test key only; never provision it
 KID = "tnr-0001"
@@ -35,7 +35,7 @@ DOWN = [
     ("ack", 1, {0: m.ACK, 1: 10}),
     ("config", 2, {0: m.CONFIG, 1: 600, 2: 3600, 3: 900, 4: 72, 5: 24, 6: 20}),
     ("consent", 3, {0: m.CONSENT, 1: m.CONSENT_REMINDERS}),
-    ("order_status", 4, {0: m.ORDER_STATUS, 1: "tnr-0001-e1", 2: m.ST_SHIPPED}),
+    ("order_status", 4, {0: m.ORDER_STATUS, 1: "tnr-0001-e1", 2: schema.ST_SHIPPED}),
     ("time", 5, {0: m.TIME, 1: 1795000000}),
 ]
 

@@ -11,7 +11,7 @@ import json
 from firmware import clock, hal, hal_sim, provision
 from firmware.agent import Agent
 from firmware.transport import Null
-from protocol import cbor, cose, messages as M, wire
+from protocol import cbor, cose, messages as M, schema, wire
 from mptutil import rmtree, scratch
 
 KEY = bytes(range(32))
@@ -44,7 +44,7 @@ class Bridge:
         if f is None:
             return
         self.tr.last = None
-        kid, seq, p = wire.unpack(wire.unframe(f), lambda k: KEY, allowed=M.UPLINK)
+        kid, seq, p = wire.unpack(wire.unframe(f), lambda k: KEY, allowed=schema.UPLINK)
         assert kid == b"toner1"
         assert seq not in self.got or self.got[seq] in (p, {}), (seq, p, self.got[seq])
         if seq > self.top:

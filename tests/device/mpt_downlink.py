@@ -3,7 +3,7 @@
 # heapsize: 128K
 
 from firmware.downlink import Downlink
-from protocol import cose, messages as M, wire
+from protocol import cose, messages as M, schema, wire
 from mptutil import rmtree, scratch
 
 KEY = bytes(range(32))
@@ -40,10 +40,10 @@ def test_dispatch_each_type():
     dl.handle(down(1, {0: M.ACK, 1: 7}))
     dl.handle(down(2, {0: M.CONFIG, 2: 600, 4: 96}))
     dl.handle(down(3, {0: M.CONSENT, 1: 3}))
-    dl.handle(down(4, {0: M.ORDER_STATUS, 1: "dev-e1", 2: M.ST_SHIPPED}))
+    dl.handle(down(4, {0: M.ORDER_STATUS, 1: "dev-e1", 2: schema.ST_SHIPPED}))
     dl.handle(down(5, {0: M.TIME, 1: 1700000000}))
     assert r.calls == [("ack", 7), ("config", {0: M.CONFIG, 2: 600, 4: 96}), ("consent", 3),
-                       ("status", "dev-e1", M.ST_SHIPPED), ("time", 1700000000)]
+                       ("status", "dev-e1", schema.ST_SHIPPED), ("time", 1700000000)]
     assert dl.applied == 5 and dl.refused == 0
     rmtree(d)
 

@@ -4,7 +4,7 @@
 
 from firmware import clock
 from firmware.policy import CONFIRM_MS, Policy
-from protocol import messages as M
+from protocol import messages as M, schema
 from mptutil import rmtree, scratch
 
 H = 3600
@@ -20,7 +20,7 @@ class Sink:
 
     def __call__(self, p):
         assert M.required_consent(p) <= self.pol.consent, p
-        M.validate(p, M.UPLINK)
+        M.validate(p, schema.UPLINK)
         self.msgs.append(p)
         return len(self.msgs) - 1
 
@@ -146,11 +146,11 @@ def test_consent_change_event_and_status_record():
     p.set_consent(M.CONSENT_NONE)              # allowed even at level none
     assert s.msgs[-1][4] == 0
     for i in range(6):
-        p.order_status("dev1-b%d" % i, M.ST_PLACED)
-    p.order_status("dev1-b5", M.ST_SHIPPED)
+        p.order_status("dev1-b%d" % i, schema.ST_PLACED)
+    p.order_status("dev1-b5", schema.ST_SHIPPED)
     p2, _ = make(d)
     assert p2.consent == M.CONSENT_NONE
-    assert len(p2.orders) == 4 and p2.orders["dev1-b5"] == M.ST_SHIPPED and "dev1-b0" not in p2.orders
+    assert len(p2.orders) == 4 and p2.orders["dev1-b5"] == schema.ST_SHIPPED and "dev1-b0" not in p2.orders
     rmtree(d)
 
 

@@ -133,7 +133,7 @@ def test_schema_validation():
                 {1: True, 2: 1, 6: 1},
                 {0: [1]}, {0: {}}, {0: 1.5}, {0: True}):  # found by tests/fuzz: unhashable type
         _expect(DecodeError, lambda: messages.validate(bad))
-    _expect(DecodeError, lambda: messages.validate({0: 16, 1: 3}, messages.UPLINK))
+    _expect(DecodeError, lambda: messages.validate({0: 16, 1: 3}, schema.UPLINK))
 
 
 def test_named_roundtrip_and_consent_table():
