@@ -18,6 +18,11 @@ _ACK_WAIT_MS = const(3000)  # deep sleep: how long to wait for the bridge to ack
 def boot(root="/", transport=None, verbose=True):
     """Build the agent from root's files; transport: the agent's link (default: from
     provision.json), e.g. the memory benchmark's in-process loopback bridge."""
+    # Order matters in a 64 KB heap. The code first, while the heap is empty: ~40 KB that
+    # stays, packed at the bottom. Then what is read from flash (board, provisioning,
+    # checkpoint), whose garbage leaves holes only above it.
+    from firmware.agent import Agent
+    gc.collect()
     from firmware import board as boardfile, provision
     b = boardfile.load(root + "board.json")
     if hal.SIM:
@@ -34,12 +39,9 @@ def boot(root="/", transport=None, verbose=True):
     b.pop("world", None)
     gc.collect()
     # The estimator's seven ring arrays (~2.4 KB, 336-byte blocks) are the largest objects
-    # the agent keeps. Built first, while the heap still has long free runs: after the
-    # ~40 KB of code below is loaded, a 64 KB heap has the space but not in runs that long.
+    # the agent keeps: built before the other parts, while the top of the heap is free.
     from firmware import assemble
     est = assemble.estimator(root + "state/est.json", b)
-    gc.collect()                    # collect before the big import: less fragmentation
-    from firmware.agent import Agent
     a = Agent(b, prov, root, transport=transport, verbose=verbose, est=est)
     del est
     _free("sensors", "assemble")    # boot-only code (sensors.build(), the agent's parts)

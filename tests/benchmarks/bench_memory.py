@@ -17,6 +17,7 @@ run under Node by tests/mp32 (set up on first use; skipped with a note if node i
   python tests/benchmarks/bench_memory.py [--cycles 10000] [--heap 192K] [--bisect-cycles 2000] [--no-32]
 """
 import argparse
+import json
 import os
 import shutil
 import subprocess
@@ -33,11 +34,10 @@ DRIVER = r'''
 import gc, sys
 sys.path.insert(0, "")   # modules are found as on a board: "firmware/agent.mpy", relative to /
 gc.collect()
-import memrun            # tests/device/memrun.py: flash setup, boot, loopback bridge, cycles
+import memrun            # tests/device/memrun.py: boot, the bridge at the UART's far end, cycles
 gc.collect()
 code = gc.mem_alloc()
 root = sys.argv[2] + "/"
-memrun.setup(root, sys.argv[3] + "/boards/virtual.json")
 a, tr = memrun.boot(root)
 boot = gc.mem_alloc()
 warm, end, peak, us = memrun.run(a, int(sys.argv[1]))
@@ -52,9 +52,14 @@ def run(mp, src, heap, cycles):
         drv.write_text(DRIVER)
         flash = Path(work) / "flash"
         flash.mkdir()
+        # the board's flash, as tests/device/mptutil.py's agent_flash() writes it
+        (flash / "board.json").write_bytes((ROOT / "boards/virtual.json").read_bytes())
+        (flash / "provision.json").write_text(json.dumps({"device_id": "m1", "key": bytes(range(32)).hex(),
+                                                          "consent": 4}))
+        (flash / "sim.json").write_text(json.dumps({"speed": 0, "ctl": None, "refill_after_days": 2}))
         # run in src, as a board runs in its root: module paths (qstrs) as short as there
         env = dict(os.environ, MICROPYPATH="%s:%s" % (src, ROOT / "tests/device"))
-        p = subprocess.run(mp + ["-X", "heapsize=" + heap, str(drv), str(cycles), str(flash), str(ROOT)],
+        p = subprocess.run(mp + ["-X", "heapsize=" + heap, str(drv), str(cycles), str(flash)],
                            capture_output=True, text=True, env=env, cwd=str(src), timeout=900)
         if os.environ.get("BENCH_DEBUG"):
             print(p.stdout[-3000:], p.stderr[-3000:])

@@ -1,14 +1,13 @@
 # The memory run of the complete agent, shared by tests/device/mpt_agent_memory.py and
 # tests/benchmarks/bench_memory.py (MicroPython).
 #
-# setup(root) writes a board's flash: board.json (boards/virtual.json), provision.json and
-# sim.json (manual clock, no control file, refill 2 days after empty). boot(root) boots it
-# through firmware/main.py's own boot(), with Loop as the link: the bridge, in-process,
-# built from device modules only (no host-side decoding in the device's heap), verifying
-# each frame's MAC and acking its seq. run(agent, n) then does n cycles (read, filter,
-# estimate, decide, encode, store, send, ack) of 600 simulated seconds each.
+# boot(root) boots a board's flash (board.json = boards/virtual.json, provision.json with
+# KEY, sim.json: manual clock, no control file, refill 2 days after empty; written by
+# bench_memory.py, or by tests/device/mptutil.py's agent_flash() on the board itself)
+# through firmware/main.py's own boot(), linked by the real serial transport to LoopUart,
+# the bridge in-process. run(agent, n) then does n cycles (read, filter, estimate, decide,
+# encode, store, send, ack) of 600 simulated seconds each.
 import gc
-import json
 import time
 
 from protocol import cbor, cose, framing
@@ -17,45 +16,50 @@ KEY = bytes(range(32))
 ACK = 16
 
 
-def setup(root, board_path="boards/virtual.json"):
-    with open(board_path) as f:
-        b = f.read()
-    with open(root + "board.json", "w") as f:
-        f.write(b)
-    with open(root + "provision.json", "w") as f:
-        json.dump({"device_id": "m1", "key": "".join("%02x" % x for x in KEY), "consent": 4}, f)
-    with open(root + "sim.json", "w") as f:
-        json.dump({"speed": 0, "ctl": None, "refill_after_days": 2}, f)
+class LoopUart:
+    """The far end of the board's UART: the bridge, in-process, built from device modules
+    only (no host-side decoding in the device's heap). The agent talks to it through the
+    real serial transport (firmware/transport_serial.py, Deframer included), as a board
+    with a UART does. Each frame written is verified (MAC) and acked."""
 
-
-class Loop:
     def __init__(self):
-        self.inbox = []
+        self.rx = bytearray(64)   # ack bytes waiting to be read (an ack frame is ~30 B)
+        self.n_rx = 0
+        self.pos = 0
         self.dseq = 0
         self.ack = {0: ACK, 1: 0}
         self.n = 0
 
-    def send(self, f):
-        kid, seq, raw = cose.verify(framing.decode_frame(f.strip(b"\0")), lambda k: KEY)
+    def write(self, frame):
+        kid, seq, raw = cose.verify(framing.decode_frame(bytes(frame).strip(b"\0")), lambda k: KEY)
         self.n += 1
         self.dseq += 1
         self.ack[1] = seq
-        out = cose.encode(KEY, b"b", self.dseq, cbor.dumps(self.ack), cose.AAD_DOWN)
-        self.inbox.append(framing.encode_frame(out).strip(b"\0"))
-        return True
+        f = framing.encode_frame(cose.encode(KEY, b"b", self.dseq, cbor.dumps(self.ack), cose.AAD_DOWN))
+        if self.pos == self.n_rx:
+            self.pos = self.n_rx = 0
+        if self.n_rx + len(f) <= len(self.rx):     # else dropped, as a full UART FIFO would
+            self.rx[self.n_rx:self.n_rx + len(f)] = f
+            self.n_rx += len(f)
+        return len(frame)
 
-    def poll(self):
-        o = self.inbox
-        self.inbox = []
-        return o
+    def any(self):
+        return self.n_rx - self.pos
+
+    def readinto(self, b):
+        if self.pos >= self.n_rx:
+            return 0
+        b[0] = self.rx[self.pos]
+        self.pos += 1
+        return 1
 
 
 def boot(root):
-    from firmware import main
-    tr = Loop()
-    a = main.boot(root, transport=tr, verbose=False)
+    from firmware import main, transport_serial
+    uart = LoopUart()
+    a = main.boot(root, transport=transport_serial.Serial(uart=uart), verbose=False)
     gc.collect()
-    return a, tr
+    return a, uart
 
 
 def run(a, n):

@@ -15,12 +15,12 @@ if sys.implementation.name != "micropython":
     import pytest
     pytest.skip("MicroPython test file, run by tests/conftest.py", allow_module_level=True)
 import memrun
-from mptutil import rmtree, scratch
+from mptutil import agent_flash, rmtree, scratch
 
 
 def test_10000_cycles_no_growth():
     root = scratch("mem", "/")
-    memrun.setup(root)
+    agent_flash(root, memrun.KEY)
     a, tr = memrun.boot(root)
     warm, end, peak, us = memrun.run(a, 10000)
     print("warm", warm, "end", end, "sent", tr.n, "episode", a.est.episode)

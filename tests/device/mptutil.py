@@ -24,3 +24,18 @@ def scratch(tag, end=""):
     path = "/tmp/sc-%s-%s" % (tag, "".join("%02x" % b for b in os.urandom(4)))
     os.mkdir(path)
     return path + end
+
+
+def agent_flash(root, key, board_path="boards/virtual.json"):
+    """Write a board's flash for tests/device/memrun.py: board.json, provision.json (device
+    m1, `key`, full consent) and sim.json (manual clock, no control file, refill 2 days
+    after empty); tests/benchmarks/bench_memory.py writes the same from the host."""
+    import json
+    with open(board_path) as f:
+        b = f.read()
+    with open(root + "board.json", "w") as f:
+        f.write(b)
+    with open(root + "provision.json", "w") as f:
+        json.dump({"device_id": "m1", "key": "".join("%02x" % x for x in key), "consent": 4}, f)
+    with open(root + "sim.json", "w") as f:
+        json.dump({"speed": 0, "ctl": None, "refill_after_days": 2}, f)
