@@ -9,6 +9,7 @@ One command per line, '#' starts a comment, unknown lines are ignored:
 
   button [N]      press the button N times (default 1)
   refill [Q]      refill to Q units (default: capacity)
+  flash [N]       the flash has N more free bytes (writes beyond: ENOSPC); no N: no limit
   level Q         set the true remaining quantity
   rate R          consumption per weekday (units/day)
   speed S         simulated seconds per real second
@@ -16,65 +17,65 @@ One command per line, '#' starts a comment, unknown lines are ignored:
   noise F         sensor noise (fraction of capacity)
   spike P         spike probability per reading
   dropout P       dropout probability per reading
-  flash [N]       the flash has N more free bytes (writes beyond: ENOSPC); no N: no limit
+
+After a command that was understood the world's state file (if any) is saved.
 """
 import os
+from firmware.compat import const
+
+# slots of World.data, as in simworld.py
+_NOISE = const(0)   # then spike, dropout
+_LEVEL = const(4)
+_SIM = const(6)
 
 
-def poll(w):
-    """Execute and delete the control file of World `w`; returns commands run."""
-    work = w.ctl + ".work"
-    try:
-        os.rename(w.ctl, work)
-    except OSError:
-        return 0   # no file: the common case, one failed rename
-    n = 0
-    try:
-        with open(work) as f:
-            for line in f:
-                if command(w, line):
-                    n += 1
-    finally:
+def run(w, line=None):
+    """Run one control line on World `w` (-> True if it was understood), or with no
+    line the control file, renamed, executed and deleted (-> commands understood)."""
+    if line is None:
+        work = w.ctl + ".work"
         try:
-            os.remove(work)
+            os.rename(w.ctl, work)
         except OSError:
+            return 0   # no file: the common case, one failed rename
+        try:
+            with open(work) as f:
+                todo = f.readlines()
+        finally:
+            os.remove(work)
+    else:
+        todo = (line,)
+    s = w.data
+    n = 0
+    for x in todo:
+        p = x.split("#")[0].split()
+        try:
+            k = "button refill flash level rate speed advance noise spike dropout".split().index(p[0])
+            # the argument: optional for the first three, else required (IndexError)
+            a = float(p[1]) if len(p) > 1 or k > 2 else None
+            if k == 0:
+                w.press(int(a) if a else 1)
+            elif k == 2:
+                from firmware.sensors import simstate
+                simstate.flash(w, a)
+            elif k == 5:
+                w.speed = a
+            elif k == 6:
+                w.advance(a)
+            elif k > 6:
+                s[_NOISE + k - 7] = a
+            else:
+                w.level(s[_SIM])   # consumption up to now at the old values first
+                if k == 1:
+                    w.refill(a)
+                elif k == 3:
+                    s[_LEVEL] = a
+                else:
+                    w.rate = a
+            n += 1
+        except (ValueError, TypeError, IndexError):
             pass
-    return n
-
-
-def command(w, line):
-    """Run one control line on World `w`; True if it was understood."""
-    i = line.find("#")
-    if i >= 0:
-        line = line[:i]
-    p = line.split()
-    if not p:
-        return False
-    cmd = p[0]
-    try:
-        a = float(p[1]) if len(p) > 1 else None
-        if cmd == "button":
-            w.press(int(a) if a else 1)
-        elif cmd == "refill":
-            w.settle()
-            w.refill(a)
-        elif cmd == "level":
-            w.settle()
-            w._level = a
-        elif cmd == "rate":
-            w.settle()
-            w.rate = a
-        elif cmd == "speed":
-            w.speed = a
-        elif cmd == "advance":
-            w.advance(a)
-        elif cmd == "flash":
-            from firmware.sensors import simstate
-            simstate.flash(w, a)
-        elif cmd in ("noise", "spike", "dropout"):
-            setattr(w, {"noise": "noise", "spike": "spike_p", "dropout": "dropout_p"}[cmd], a)
-        else:
-            return False
-    except (ValueError, TypeError, IndexError):
-        return False
-    return True
+    if n and w.state:
+        from firmware.sensors import simstate
+        simstate.save(w)
+    return n if line is None else n > 0

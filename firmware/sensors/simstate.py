@@ -1,54 +1,62 @@
 """The simulated world across power cuts, and an emulated full flash (virtual board only;
 loaded only when used, so the World itself stays small).
 
-State file (World cfg "state", relative to the flash directory): the clock anchored to the
-host's wall clock, level, rate, refills, noise. Saved at start and after every control
-command; consumption in between is a function of time, so a reboot resumes the same world
-(time went on while the power was off) and never looks like a refill.
+State file (World cfg "state", relative to the flash directory): 12 doubles, the host's
+wall clock, the speed, the configured speed, the rate, the refill count, then World.data's
+first slots (noise, spike, dropout, consumption time, level, empty-since, clock). Saved at
+start and after every control command; consumption in between is a function of time, so a
+reboot resumes the same world (time went on while the power was off) and never looks like
+a refill. A missing or unreadable file starts a fresh world.
 
 `flash N` (a control command) emulates a flash with N more free bytes: a store write beyond
 it raises OSError(ENOSPC) as LittleFS does; `flash` alone lifts the limit.
 """
-import json
 import os
 import time
+from array import array
+from firmware.compat import const
+
+# slots of World.data, as in simworld.py: the file keeps 0.._SIM
+_T = const(3)
+_SIM = const(6)
+_SPEED = const(15)
+_RI = const(29)
+_H = const(5)        # doubles before them in the file
 
 _real = None   # store.write_file before flash() wrapped it
 
 
 def boot(w):
-    if not load(w):
+    """Resume the world from its state file, or start the file."""
+    s = w.data
+    st = array("d", range(_H + _SIM + 1))
+    try:
+        with open(w.state, "rb") as f:
+            if f.readinto(st) != len(st) * 8 or f.read(1):
+                raise ValueError
+    except (OSError, ValueError):
         save(w)
+        return
+    s[0:_SIM + 1] = st[_H:]
+    s[_SIM] += max(0.0, time.time() - st[0]) * st[1]   # time went on
+    w.rate = st[3]
+    w.refill_count = int(st[4])
+    if st[2] == s[_SPEED]:   # else the board was restarted with a new speed
+        w.speed = st[1]
+    i = int(s[_RI])
+    while i < len(s) and s[i] <= s[_T]:   # scheduled refills that are past
+        i += 1
+    s[_RI] = i
 
 
 def save(w):
-    w.settle()
-    st = {"w": time.time(), "s": w._sim, "sp": w.speed, "cs": w._cs, "t": w._t, "l": w._level,
-          "e": w._empty_at, "r": w.rate, "n": w.refill_count, "z": (w.noise, w.spike_p, w.dropout_p)}
-    tmp = w._state + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(st, f)
-    os.rename(tmp, w._state)
-
-
-def load(w):
-    try:
-        with open(w._state) as f:
-            st = json.load(f)
-        sp = st["sp"]
-        w._sim = st["s"] + max(0.0, time.time() - st["w"]) * sp   # time went on
-        w._t = st["t"]
-        w._level = st["l"]
-        w._empty_at = st["e"]
-        w.rate = st["r"]
-        w.refill_count = st["n"]
-        w.noise, w.spike_p, w.dropout_p = st["z"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return False
-    if st.get("cs") == w.speed:      # else the board was restarted with a new speed
-        w.speed = sp
-    w._refills = [x for x in w._refills if x > w._t]
-    return True
+    s = w.data
+    w.level(s[_SIM])   # consumption up to now
+    st = array("d", (time.time(), w.speed, s[_SPEED], w.rate, w.refill_count)) + s[:_SIM + 1]
+    tmp = w.state + ".tmp"
+    with open(tmp, "wb") as f:
+        f.write(st)
+    os.rename(tmp, w.state)
 
 
 def du(p="."):

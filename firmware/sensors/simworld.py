@@ -28,214 +28,211 @@ Config keys are listed in the comment below; the control file in simctl.py."""
 #
 # Consumption is computed per simulated hour from a hash of (seed, hour), so the
 # true level at time t does not depend on how often it was queried.
+#
+# RAM: the world shares the agent's heap (64 KB on a board without PSRAM), so its numbers
+# live in one preallocated array of doubles, `World.data`, indexed by the _NAME constants
+# below (folded at compile time: no qstr, no RAM; a float in an attribute would be a heap
+# object re-allocated on every change). Config keys that need no attribute are looked up
+# through one string, so they never become qstrs either. What only the control file and
+# the state file need lives in simctl.py and simstate.py, imported on first use.
 
-import time
+from array import array
 try:
-    ticks_ms = time.ticks_ms
-    ticks_us = time.ticks_us
-    ticks_diff = time.ticks_diff
-    ticks_add = time.ticks_add
-    sleep_ms = time.sleep_ms
-    sleep_us = time.sleep_us
-except AttributeError:  # CPython: host tools may run the World to check results
-    ticks_ms = lambda: int(time.monotonic() * 1000)  # noqa: E731
-    ticks_us = lambda: int(time.monotonic() * 1000000)  # noqa: E731
-    ticks_diff = lambda a, b: a - b  # noqa: E731
-    ticks_add = lambda a, b: a + b  # noqa: E731
-    sleep_ms = lambda ms: time.sleep(ms / 1000)  # noqa: E731
-    sleep_us = lambda us: time.sleep(us / 1000000)  # noqa: E731
+    from time import ticks_ms, ticks_us, ticks_diff, ticks_add, sleep_ms, sleep_us  # noqa: F401
+except ImportError:  # CPython: host tools may run the World to check results
+    from firmware.cpython import const, ticks_ms, ticks_us, ticks_diff, ticks_add, sleep_ms, sleep_us  # noqa: F401
+# (MicroPython's compiler folds const() itself: no import, no global `const` on a board)
 
-_HOUR = 3600
-_DAY = 86400
-_M32 = 0xFFFFFFFF
+# slots of World.data. 0.._SIM are what the state file keeps. simctl.py and simstate.py
+# repeat the slots they use (a const is private to its module): keep the files in step.
+_NOISE = const(0)     # sensor noise, spike and dropout probability (config, `noise N` ...)
+_SPIKE = const(1)
+_DROP = const(2)
+_T = const(3)         # simulated time up to which consumption has been applied
+_LEVEL = const(4)     # the true level at _T
+_EMPTY = const(5)     # when it ran empty (inf: not empty)
+_SIM = const(6)       # the clock: simulated seconds
+_CAP = const(7)       # capacity (also the attribute `capacity`)
+_RPD = const(8)       # rate_per_day as configured (the live one is the attribute `rate`)
+_WON = const(9)       # hourly weight inside office hours
+_WOFF = const(10)     # ... outside them
+_WEEKEND = const(11)
+_JIT = const(12)
+_RAFTER = const(13)   # refill_after_days, in seconds (inf: never)
+_CTLMS = const(14)
+_SPEED = const(15)    # speed as configured (the live one is the attribute `speed`)
+_K02 = const(16)      # 0.2, 0.3, 2**32: constants of the sensor model
+_K03 = const(17)
+_K32 = const(18)
+_SEED = const(19)
+_RNG = const(20)      # state of the xorshift32 stream of the sensor model
+_OH0 = const(21)      # office hours [_OH0, _OH1)
+_OH1 = const(22)
+_NORM = const(23)     # sum of a weekday's hourly weights
+_TMP = const(24)      # scratch for the per-hour hash
+_LAST = const(25)     # ticks_ms of the last now()
+_CTLLAST = const(26)  # ticks_ms of the last control file poll
+_PEND = const(27)     # presses not yet seen by the pin
+_DOWN = const(28)     # reads of the pin during the current press
+_RI = const(29)       # slot of the next scheduled refill (sorted times follow _N)
+_N = const(30)
+
+_HOUR = const(3600)
+_DAY = const(86400)
+_M32 = const(0xFFFFFFFF)
 
 
-def _mix(x):
-    # one xorshift32 step plus a multiply: enough to decorrelate (seed, hour)
-    x &= _M32
-    if x == 0:
-        x = 0x9E3779B9
+def uniform(s, i=_RNG):
+    """One xorshift32 step of the number in s[i] (0 counts as 0x9E3779B9), stored back;
+    -> the new number / 2**32, a uniform float in [0, 1)."""
+    x = int(s[i]) or 0x9E3779B9
     x ^= (x << 13) & _M32
     x ^= x >> 17
     x ^= (x << 5) & _M32
-    return (x * 0x2545F491) & _M32
+    s[i] = x
+    return x / s[_K32]
 
 
 class World:
     def __init__(self, cfg=None, button_pin=None):
         c = cfg or {}
-        self.seed = int(c.get("seed", 1)) & _M32
-        self._rng = _mix(self.seed ^ 0xA5A5A5A5)
-        self.capacity = float(c.get("capacity", 100))
-        self.rate = float(c.get("rate_per_day", 10))
+        # config key (or "-") and default of each slot, in slot order; then "refills"
+        k = ("noise spike_p dropout_p start_s level - - capacity rate_per_day office off weekend "
+             "jitter refill_after_days ctl_ms speed - - - refills").split()
+        r = sorted(c.get(k[-1], ()))
+        s = self.data = array("d", range(_N + len(r)))
+        for i, v in enumerate("0 0 0 0 0 inf 0 100 10 1 .05 .1 .5 inf 250 1 .2 .3 4294967296".split()):
+            x = c.get(k[i])
+            s[i] = float(v if x is None else x)
+        if c.get("level") is None:
+            s[_LEVEL] = s[_CAP]
+        s[_SIM] = s[_T]
+        s[_RAFTER] *= _DAY
+        s[_RI] = _N
+        for i in range(len(r)):
+            s[_N + i] = float(r[i]) * _DAY
+        x = s[_SEED] = int(c.get("seed", 1)) & _M32
+        s[_RNG] = x ^ 0xA5A5A5A5      # the sensor's stream starts hashed like an hour below
+        uniform(s, _RNG)
+        s[_RNG] = int(s[_RNG]) * 0x2545F491 & _M32
         oh = c.get("office_hours", (8, 18))
-        self._oh0, self._oh1 = int(oh[0]), int(oh[1])
-        self._w_on = float(c.get("office", 1.0))
-        self._w_off = float(c.get("off", 0.05))
-        self.weekend = float(c.get("weekend", 0.1))
-        self.jitter = float(c.get("jitter", 0.5))
-        self.noise = float(c.get("noise", 0.0))
-        self.spike_p = float(c.get("spike_p", 0.0))
-        self.dropout_p = float(c.get("dropout_p", 0.0))
-        self._refills = sorted(float(d) * _DAY for d in c.get("refills", ()))
-        self.refill_after = c.get("refill_after_days")
-        self.ctl = c.get("ctl", "ctl")
-        self._ctl_ms = int(c.get("ctl_ms", 250))
-        bp = c.get("button_pin", button_pin)
-        self.button_pin = bp
-        self.speed = float(c.get("speed", 1))
-        self._cs = self.speed
-        self._t = float(c.get("start_s", 0))       # sim time of the state below
-        self._level = float(c.get("level", self.capacity))
-        self._empty_at = None
-        self._sim = self._t                        # the clock
-        self._last_ms = ticks_ms()
-        self._ctl_last = self._last_ms
+        s[_OH0] = a = int(oh[0])
+        s[_OH1] = b = int(oh[1])
+        s[_NORM] = (b - a) * s[_WON] + (24 - (b - a)) * s[_WOFF]
+        s[_LAST] = s[_CTLLAST] = ticks_ms()
+        s[_PEND] = s[_DOWN] = 0
+        self.capacity = s[_CAP]
+        self.rate = s[_RPD]
+        self.speed = s[_SPEED]
         self.presses = 0        # total presses injected
-        self._pending = 0       # presses not yet seen by the pin
-        self._down_reads = 0
         self.refill_count = 0
-        self._state = c.get("state")
-        if self._state:
+        self.button_pin = c.get("button_pin", button_pin)
+        self.ctl = c.get("ctl", "ctl")
+        self.state = c.get("state")
+        if self.state:
             from firmware.sensors import simstate
             simstate.boot(self)
 
-    # ---- clock -------------------------------------------------------
     def now(self):
         """Simulated seconds (float). Polls the control file at most every ctl_ms."""
+        s = self.data
         ms = ticks_ms()
-        dt = ticks_diff(ms, self._last_ms)
-        self._last_ms = ms
         if self.speed:
-            self._sim += dt * self.speed / 1000
-        if self.ctl and ticks_diff(ms, self._ctl_last) >= self._ctl_ms:
-            self._ctl_last = ms
+            s[_SIM] += ticks_diff(ms, int(s[_LAST])) * self.speed / 1000
+        s[_LAST] = ms
+        if self.ctl and ticks_diff(ms, int(s[_CTLLAST])) >= s[_CTLMS]:
+            s[_CTLLAST] = ms
             self.poll()
-        return self._sim
+        return s[_SIM]
 
     def advance(self, s):
         """Move the simulated clock forward by s seconds (manual clock / tests)."""
-        self._sim += s
+        self.data[_SIM] += s
 
     def set_speed(self, s):
         self.now()  # settle time elapsed at the old speed first
         self.speed = float(s)
 
-    # ---- consumption model ------------------------------------------
-    def _weight(self, hod):
-        return self._w_on if self._oh0 <= hod < self._oh1 else self._w_off
-
-    def rate_at(self, t):
-        """Consumption rate (units per second) during the simulated hour holding t."""
-        h = int(t // _HOUR)
-        hod = h % 24
-        day = (h // 24) % 7
-        n_on = self._oh1 - self._oh0
-        norm = n_on * self._w_on + (24 - n_on) * self._w_off
-        r = self.rate * self._weight(hod) / norm / _HOUR
-        if day >= 5:
-            r *= self.weekend
-        u = _mix(self.seed ^ (h * 0x9E3779B1)) / 4294967296.0
-        return r * (1 + self.jitter * (2 * u - 1))
-
-    def _advance_to(self, t):
-        # walk forward in segments that end at hour boundaries or refill times
-        while self._t < t:
-            end = min(t, (self._t // _HOUR + 1) * _HOUR)
-            nxt = self._refills[0] if self._refills else None
-            if nxt is not None and nxt <= end:
-                end = max(nxt, self._t)
-            if self._level > 0:
-                self._level -= self.rate_at(self._t) * (end - self._t)
-                if self._level <= 0:
-                    self._level = 0.0
-                    self._empty_at = end
-            self._t = end
-            if nxt is not None and nxt <= end:
-                self._refills.pop(0)
-                self.refill()
-            if (self.refill_after is not None and self._empty_at is not None
-                    and self._t >= self._empty_at + self.refill_after * _DAY):
-                self.refill()
-
-    def settle(self):
-        """Bring the consumption state up to the current clock reading."""
-        self._advance_to(self._sim)
-
-    def poll(self):
-        """Run the control file now (see simctl.py); returns commands run."""
-        from firmware.sensors import simctl   # only loaded when a ctl path is set
-        n = simctl.poll(self)
-        if n and self._state:
-            self.save()
-        return n
-
-    def command(self, line):
-        from firmware.sensors import simctl
-        ok = simctl.command(self, line)
-        if ok and self._state:
-            self.save()
-        return ok
-
-    def save(self):
-        from firmware.sensors import simstate
-        simstate.save(self)
-
     def level(self, t=None):
-        """True remaining quantity at simulated time t (default: now)."""
-        self._advance_to(self.now() if t is None else t)
-        return self._level
+        """True remaining quantity at simulated time t (default: now). Consumption is
+        applied in segments that end at hour boundaries or refill times."""
+        s = self.data
+        if t is None:
+            t = self.now()
+        while s[_T] < t:
+            t0 = s[_T]
+            end = min(t, (t0 // _HOUR + 1) * _HOUR)
+            i = int(s[_RI])
+            ref = i < len(s) and s[i] <= end
+            if ref:
+                end = max(s[i], t0)
+            if s[_LEVEL] > 0:
+                # the rate (units per second) in the simulated hour h: a weekday's
+                # rate_per_day spread by the hourly weights, less at weekends, jittered
+                h = int(t0 // _HOUR)
+                hod = h % 24
+                r = self.rate * (s[_WON] if s[_OH0] <= hod < s[_OH1] else s[_WOFF]) / s[_NORM] / _HOUR
+                if h // 24 % 7 >= 5:
+                    r *= s[_WEEKEND]
+                # jitter from a hash of (seed, hour): an xorshift32 step plus a multiply
+                s[_TMP] = (int(s[_SEED]) ^ h * 0x9E3779B1) & _M32
+                uniform(s, _TMP)
+                u = (int(s[_TMP]) * 0x2545F491 & _M32) / s[_K32]
+                s[_LEVEL] -= r * (1 + s[_JIT] * (2 * u - 1)) * (end - t0)
+                if s[_LEVEL] <= 0:
+                    s[_LEVEL] = 0
+                    s[_EMPTY] = end
+            s[_T] = end
+            if ref:
+                s[_RI] = i + 1
+                self.refill()
+            if end >= s[_EMPTY] + s[_RAFTER]:
+                self.refill()
+        return s[_LEVEL]
 
-    def refill(self, q=None):
-        self._level = self.capacity if q is None else float(q)
-        self._empty_at = None
+    def refill(self, n=None):
+        """Refill to n units (default: capacity)."""
+        s = self.data
+        s[_LEVEL] = self.capacity if n is None else n
+        s[_EMPTY] = float("inf")
         self.refill_count += 1
-
-    def set_level(self, q):
-        self.settle()
-        self._level = float(q)
-
-    # ---- sensor model -----------------------------------------------
-    def rand(self):
-        """Uniform float in [0, 1) from the world's xorshift32 stream."""
-        x = self._rng
-        x ^= (x << 13) & _M32
-        x ^= x >> 17
-        x ^= (x << 5) & _M32
-        self._rng = x
-        return x / 4294967296.0
 
     def read_sensor(self):
         """A noisy measurement of the level, or None for a dropout."""
         q = self.level()
-        if self.dropout_p and self.rand() < self.dropout_p:
+        s = self.data
+        if s[_DROP] and uniform(s) < s[_DROP]:
             return None
-        if self.noise:
+        if s[_NOISE]:
             # sum of three uniforms: cheap, bell-shaped, unit standard deviation
-            g = (self.rand() + self.rand() + self.rand() - 1.5) * 2
-            q += g * self.noise * self.capacity
-        if self.spike_p and self.rand() < self.spike_p:
-            s = (0.2 + 0.3 * self.rand()) * self.capacity
-            q += s if self.rand() < 0.5 else -s
+            q += ((uniform(s) + uniform(s) + uniform(s)) * 2 - 3) * s[_NOISE] * self.capacity
+        if s[_SPIKE] and uniform(s) < s[_SPIKE]:
+            x = (s[_K02] + s[_K03] * uniform(s)) * self.capacity
+            q += x if uniform(s) * 2 < 1 else -x
         return q
 
-    # ---- button -------------------------------------------------------
     def press(self, n=1):
         self.presses += n
-        self._pending += n
+        self.data[_PEND] += n
 
     def pin_level(self):
         """Button pin level (active low). A press holds the pin low for 3 reads,
         long enough for any polling debouncer, then releases it for 3 reads."""
-        if self._pending <= 0:
+        s = self.data
+        if s[_PEND] <= 0:
             return 1
-        self._down_reads += 1
-        if self._down_reads <= 3:
+        s[_DOWN] += 1
+        if s[_DOWN] <= 3:
             return 0
-        if self._down_reads >= 6:
-            self._down_reads = 0
-            self._pending -= 1
+        if s[_DOWN] >= 6:
+            s[_DOWN] = 0
+            s[_PEND] -= 1
         return 1
 
+    def command(self, line=None):
+        """Run one control line (True if understood), or with no line the control file
+        (-> commands run); see simctl.py. The state file is saved after a change."""
+        from firmware.sensors import simctl   # only loaded when a control file is used
+        return simctl.run(self, line)
 
-
+    poll = command

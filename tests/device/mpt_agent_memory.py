@@ -8,7 +8,7 @@
 # heap, and words, object headers and GC blocks are twice an ESP32's. tests/host/
 # test_memory32.py runs the .mpy files deploy builds on the 32-bit port, an ESP32's word
 # size. `python tests/benchmarks/bench_memory.py` prints the figures for both.
-# heapsize: 160K
+# heapsize: 128K
 # timeout: 120
 import sys
 if sys.implementation.name != "micropython":

@@ -35,6 +35,28 @@ def test_world_survives_a_power_cut_without_a_refill():
     assert w3.speed == 100 and abs(w3.level() - q2) < 50
     # without a state file every boot is a fresh world (the old behaviour)
     assert World(CFG).level() == 3000
+    # an unreadable state file (another format, truncated) starts a fresh world, saved anew
+    for junk in ('{"w": 1, "s": 2}', "x" * 200, ""):
+        with open(cfg["state"], "w") as f:
+            f.write(junk)
+        w4 = World(cfg)
+        assert w4.level() > 2999 and w4.rate == 100 and w4.refill_count == 0
+        assert World(cfg).level() > 2999      # and the file it wrote reads back
+    rmtree(d)
+
+
+def test_world_state_keeps_refills_noise_and_manual_clock():
+    d = scratch("sw")
+    cfg = dict(CFG, state=d + "/world.json", speed=0, refills=[1, 3], refill_after_days=2)
+    w = World(cfg)
+    w.advance(2 * 86400)
+    assert w.level() > 2890 and w.refill_count == 1   # refilled at day 1, one day used since
+    assert w.command("noise 0.1") and w.command("dropout 0.5") and w.command("level 700")
+    w2 = World(cfg)
+    assert w2.now() == 2 * 86400 and w2.level() == 700 and w2.refill_count == 1 and w2.rate == 100
+    assert [w2.read_sensor() is None for _ in range(8)] == [w.read_sensor() is None for _ in range(8)]
+    w2.advance(86400)                      # day 3: the refill after the cut still comes
+    assert w2.level() > 2990 and w2.refill_count == 2
     rmtree(d)
 
 
