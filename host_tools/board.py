@@ -26,8 +26,8 @@ unix port runs, and makes the process behave like a bare-metal port:
   line commands on the optional Unix socket ``--ctl PATH`` (one command per
   connection, answer ``ok ...`` / ``error ...``).  World commands (``button``,
   ``refill``) are appended as lines to ``FLASH/ctl`` for the simulated world.
-* ``FLASH/sim.json`` gets ``{"speed": X, "seed": N, "state": "world.json"}`` before
-  the first boot, for the firmware's simulated world; ``FLASH/world.json`` keeps the world
+* ``FLASH/sim.json`` gets ``{"speed": X, "seed": N, "state": "world.bin"}`` before
+  the first boot, for the firmware's simulated world; ``FLASH/world.bin`` keeps the world
   (level, clock anchored to the host's wall clock) across power cuts, so a reboot resumes
   it instead of starting a fresh, full consumable. ``flash N`` (a world command) leaves
   N free bytes on the emulated flash: writes beyond fail with ENOSPC.
@@ -316,7 +316,7 @@ class VirtualBoard:
 
     # ---- process ----------------------------------------------------------
     def _write_sim_json(self):
-        sim = {"state": "world.json"}
+        sim = {"state": "world.bin"}
         if self.speed is not None:
             sim["speed"] = self.speed
         if self.seed is not None:

@@ -18,7 +18,7 @@ CFG = {"seed": 3, "capacity": 3000, "rate_per_day": 100, "jitter": 0, "ctl": Non
 
 def test_world_survives_a_power_cut_without_a_refill():
     d = scratch("sw")
-    cfg = dict(CFG, state=d + "/world.json")
+    cfg = dict(CFG, state=d + "/world.bin")
     w = World(cfg)
     assert w.command("level 1200") and w.command("rate 300")
     time.sleep_ms(50)
@@ -47,7 +47,7 @@ def test_world_survives_a_power_cut_without_a_refill():
 
 def test_world_state_keeps_refills_noise_and_manual_clock():
     d = scratch("sw")
-    cfg = dict(CFG, state=d + "/world.json", speed=0, refills=[1, 3], refill_after_days=2)
+    cfg = dict(CFG, state=d + "/world.bin", speed=0, refills=[1, 3], refill_after_days=2)
     w = World(cfg)
     w.advance(2 * 86400)
     assert w.level() > 2890 and w.refill_count == 1   # refilled at day 1, one day used since

@@ -108,7 +108,7 @@ def test_deepsleep_restarts_with_main(board, tmp_path):
 
 def test_ctl_socket_world_commands_and_sim_json(board, tmp_path):
     flash = tmp_path / "flash"
-    assert (flash / "sim.json").read_text() == '{"state": "world.json", "speed": 100, "seed": 7}'
+    assert (flash / "sim.json").read_text() == '{"state": "world.bin", "speed": 100, "seed": 7}'
     ctl = str(tmp_path / "ctl")
     assert send_ctl(ctl, "button") == "ok button"
     assert send_ctl(ctl, "refill") == "ok refill"
