@@ -21,8 +21,8 @@ def estimator(path, board):
     return Estimator(100 if c.get("unit", "%") == "%" else c.get("capacity", 100))
 
 
-def parts(a, board, prov, root, transport, sensor, button, est):
-    from firmware import agent, clock, filters, geometry, hal
+def parts(a, board, prov, root, transport, sensor, button, est, start):
+    from firmware import clock, filters, geometry, hal
     from firmware.downlink import Downlink
     from firmware.outbox import Outbox
     from firmware.policy import Policy
@@ -88,12 +88,22 @@ def parts(a, board, prov, root, transport, sensor, button, est):
     a.fails = 0
     a.cycles = 0
     a.last = None        # (remaining, fill_pct, tte) of the last estimate, for logs
-    b = store.load(sd + "/boot.json") or {}
-    a.boot = b.get("n", 0)
-    a.woke = hal.reset_cause() == hal.DEEPSLEEP_RESET
-    if not a.woke:
-        a.boot += 1
-        a._try(store.save, sd + "/boot.json", {"n": a.boot})
-        a._try(a.policy.hello, agent.FW, board.get("name", "?"), a.boot)
     wd = pw.get("wdt_ms", 30000)
     a.wdt = hal.WDT(0, wd) if wd else None
+    a.woke = hal.reset_cause() == hal.DEEPSLEEP_RESET
+    a._boot_path = sd + "/boot.json"
+    if start:
+        hello(a, board.get("name", "?"))
+
+
+def hello(a, name):
+    """Count the boot and queue the hello (not after a deep-sleep wake). main.boot() calls
+    this once the board file and the sensor builders are freed: at a 64 KB heap's peak,
+    encoding and storing the hello needs that room."""
+    from firmware import agent
+    b = store.load(a._boot_path) or {}
+    a.boot = b.get("n", 0)
+    if not a.woke:
+        a.boot += 1
+        a._try(store.save, a._boot_path, {"n": a.boot})
+        a._try(a.policy.hello, agent.FW, name, a.boot)

@@ -42,12 +42,17 @@ def boot(root="/", transport=None, verbose=True):
     # the agent keeps: built before the other parts, while the top of the heap is free.
     from firmware import assemble
     est = assemble.estimator(root + "state/est.json", b)
-    a = Agent(b, prov, root, transport=transport, verbose=verbose, est=est)
-    del est
-    _free("sensors", "assemble")    # boot-only code (sensors.build(), the agent's parts)
+    a = Agent(b, prov, root, transport=transport, verbose=verbose, est=est, start=False)
+    name = b.get("name", "?")
+    del est, b, prov
+    _free("sensors")                # the sensor builders (the driver itself stays)
+    gc.collect()
+    assemble.hello(a, name)         # boot counter and hello, with the board file freed
+    _free("assemble")               # boot-only code: the agent's parts
+    del assemble
     gc.collect()
     print("[main] %s on %s, consent %d, boot %d, free %d" % (
-        prov["device_id"], b.get("name"), a.policy.consent, a.boot, gc.mem_free()))
+        a.dev, name, a.policy.consent, a.boot, gc.mem_free()))
     return a
 
 
