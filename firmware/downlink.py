@@ -31,14 +31,12 @@ class Downlink:
         # the MAC with this device's own key is the proof; the kid only names the sender
         return self.key
 
-    def save(self):
-        if self.path:
-            store.save(self.path, {"s": self.seq})
-        self._dirty = False
-
     def checkpoint(self):
+        """Persist the replay floor if it moved since the last write."""
         if self._dirty:
-            self.save()
+            if self.path:
+                store.save(self.path, {"s": self.seq})
+            self._dirty = False
 
     def handle(self, chunk):
         """One frame chunk from the transport. Returns the applied payload or None."""
@@ -54,14 +52,14 @@ class Downlink:
             self.replayed += 1
             return None
         self.seq = seq
+        self._dirty = True
         t = p[0]
         a = self.agent
         if t == M.ACK:
-            self._dirty = True
             if a is not None:
                 a.on_ack(p[1])
         else:
-            self.save()     # before applying: a replay after a cut is refused
+            self.checkpoint()     # now, before applying: a replay after a cut is refused
             if a is not None:
                 if t == M.CONFIG:
                     a.on_config(p)

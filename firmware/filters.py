@@ -13,20 +13,19 @@ box floats).
 """
 
 
-def _insort(b, k, x):
-    # insert x into the sorted first k items of b (b has room for k+1)
-    i = k
-    while i > 0 and b[i - 1] > x:
-        b[i] = b[i - 1]
-        i -= 1
-    b[i] = x
+from array import array
+
+# Heap notes (a board loads this as .mpy into a 64 KB heap, floats boxed): the sample
+# rings are array("d"), 8 bytes a value in place, where a list keeps a boxed float alive
+# per slot ("d", not "f": values come back exactly, on every port). Each function is a
+# raw-code object in RAM, so a helper used once is folded into its caller.
 
 
 class Median:
     def __init__(self, n=5):
         self.n = n
-        self._ring = [0.0] * n
-        self._tmp = [0.0] * n
+        self._ring = array("d", bytes(8 * n))
+        self._tmp = array("d", bytes(8 * n))
         self.reset()
 
     def reset(self):
@@ -38,10 +37,16 @@ class Median:
         self._i = (self._i + 1) % self.n
         if self._k < self.n:
             self._k += 1
-        t = self._tmp
-        for j in range(self._k):
-            _insort(t, j, r[j])
         k = self._k
+        t = self._tmp
+        for j in range(k):
+            # insertion sort of the ring into t: insert r[j] into the sorted t[:j]
+            v = r[j]
+            i = j
+            while i > 0 and t[i - 1] > v:
+                t[i] = t[i - 1]
+                i -= 1
+            t[i] = v
         return t[k // 2] if k & 1 else (t[k // 2 - 1] + t[k // 2]) / 2
 
 
@@ -108,43 +113,32 @@ class Chain:
         for s in stages:
             if isinstance(s, Outlier):
                 self.lim = s.lim
-        self._d = [0.0] * window   # |reading - filtered| of accepted readings
-        self.reset()
-
-    def reset(self):
-        for s in self.stages:
-            s.reset()
+        self._d = array("d", bytes(8 * window))   # |reading - filtered| of accepted readings
+        # accept bits of the last `window` readings, readings seen, _d ring position and fill
         self._bits = self._seen = self._di = self._dn = 0
-        self.value = None
-
-    def _mark(self, ok):
-        self._bits = ((self._bits << 1) | ok) & ((1 << self.window) - 1)
-        self._seen += 1
 
     def update(self, x):
-        if x is None:
-            self._mark(0)
-            return None
         v = x
-        stages = self.stages
-        for i in range(len(stages)):
-            v = stages[i].update(v)
-            if v is None:
-                self._mark(0)
-                return None
-            if getattr(stages[i], "stepped", False):
-                stages[i].stepped = False
-                for j in range(i + 1, len(stages)):
-                    stages[j].reset()
-        self.value = v
-        dev = abs(x - v)
-        if dev > self.lim:          # e.g. a spike the median absorbed
-            self._mark(0)
-        else:
-            self._mark(1)
-            self._d[self._di] = dev
-            self._di = (self._di + 1) % self.window
-            self._dn = min(self._dn + 1, self.window)
+        if x is not None:
+            stages = self.stages
+            for i in range(len(stages)):
+                v = stages[i].update(v)
+                if v is None:
+                    break
+                if getattr(stages[i], "stepped", False):
+                    stages[i].stepped = False
+                    for j in range(i + 1, len(stages)):
+                        stages[j].reset()
+        ok = 0      # accepted? (no reading, a rejected one, or a spike the median absorbed: no)
+        if v is not None:
+            dev = abs(x - v)
+            if dev <= self.lim:
+                ok = 1
+                self._d[self._di] = dev
+                self._di = (self._di + 1) % self.window
+                self._dn = min(self._dn + 1, self.window)
+        self._bits = ((self._bits << 1) | ok) & ((1 << self.window) - 1)
+        self._seen += 1
         return v
 
     def quality(self):
@@ -165,17 +159,18 @@ class Chain:
         return max(0, min(10, int(q + 0.5)))
 
 
-def make(c, full_scale):
-    t = c.get("type")
-    if t == "median":
-        return Median(c.get("n", 5))
-    if t == "ema":
-        return Ema(c.get("alpha", 0.3))
-    if t == "outlier":
-        return Outlier(full_scale, c.get("max_jump", 0.1), c.get("n", 5), c.get("confirm", 3))
-    raise ValueError("unknown filter type: %r" % t)
-
-
 def build(cfg, full_scale=100.0, window=10):
     """Chain from a board "filters" list; full_scale in the units filtered."""
-    return Chain([make(c, full_scale) for c in cfg], full_scale, window)
+    stages = []
+    for c in cfg:
+        t = c.get("type")
+        if t == "median":
+            f = Median(c.get("n", 5))
+        elif t == "ema":
+            f = Ema(c.get("alpha", 0.3))
+        elif t == "outlier":
+            f = Outlier(full_scale, c.get("max_jump", 0.1), c.get("n", 5), c.get("confirm", 3))
+        else:
+            raise ValueError("unknown filter type: %r" % t)
+        stages.append(f)
+    return Chain(stages, full_scale, window)

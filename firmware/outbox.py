@@ -41,12 +41,17 @@ accelerated simulation clock: the bridge answers in real time).
 """
 import os
 
-from firmware import store
+from firmware import clock, store
 from firmware.compat import const
 from protocol import cbor, messages
 
 LEASE = const(16)
 _EXT = ".cbor"
+
+# Heap notes (a board loads this as .mpy into a 64 KB heap): every function is a raw-code
+# object (~35 bytes plus its bytecode) and every distinct name a qstr interned for good, so
+# helpers used once are folded into their caller, and the file name / marker formats are
+# spelled out where used (one shared qstr each) rather than wrapped in methods.
 
 
 class OutboxFull(Exception):
@@ -57,30 +62,12 @@ class ConsentError(Exception):
     pass
 
 
-try:
-    from time import ticks_diff as _tdiff
-except ImportError:  # CPython
-    def _tdiff(a, b):
-        return a - b
-
-
-def _cls(payload):
-    t = payload.get(0, messages.LEVEL)
-    if t == messages.LEVEL:
-        return "l"
-    if t == messages.HELLO:
-        return "h"
-    return "k"
-
-
 class Outbox:
     def __init__(self, path="/outbox", max_count=32, max_bytes=4096, reserve=8,
                  reserve_bytes=1024, timeout_ms=4000, max_timeout_ms=120000, consent=0):
         self.path = path
-        self.max_count = max_count
-        self.max_bytes = max_bytes
-        self.reserve = reserve
-        self.reserve_bytes = reserve_bytes
+        # (count, bytes) bounds for kept messages, then for level reports (minus the reserve)
+        self._lim = (max_count, max_bytes, max_count - reserve, max_bytes - reserve_bytes)
         self.timeout_ms = timeout_ms
         self.max_timeout_ms = max_timeout_ms
         self.consent = consent
@@ -96,21 +83,12 @@ class Outbox:
         self._sent_ms = 0
         self._wait = timeout_ms
         store.makedirs(path)
-        self._seqfile = path + "/seq"
-        self._hw = self._load_hw()
-        self.next_seq = self._hw
-        self._scan()
-
-    # ---- boot -----------------------------------------------------------------
-    def _load_hw(self):
-        rec = store.load(self._seqfile)
-        hw = rec.get("hw", 0) if isinstance(rec, dict) else 0
-        return hw
-
-    def _scan(self):
+        rec = store.load(path + "/seq")
+        self._hw = self.next_seq = rec.get("hw", 0) if isinstance(rec, dict) else 0
+        # ---- boot: one directory listing rebuilds the index -------------------------
         items = []
-        for name in os.listdir(self.path):
-            full = self.path + "/" + name
+        for name in os.listdir(path):
+            full = path + "/" + name
             if name.endswith(store.TMP):
                 # a message whose put() never returned: it was not accepted; drop it
                 if name.endswith(_EXT + store.TMP):
@@ -123,7 +101,7 @@ class Outbox:
                     continue
                 if n > self.dropped:
                     if self.dropped:
-                        store.remove(self._mark(self.dropped))
+                        store.remove("%s/d%d" % (path, self.dropped))
                     self.dropped = n
                 else:
                     store.remove(full)
@@ -140,16 +118,13 @@ class Outbox:
             items.append((seq, tag[0], req, size))
         items.sort()
         for seq, c, req, size in items:
-            self._append(seq, c, req, size)
+            self._seq.append(seq)
+            self._cls.append(c)
+            self._req.append(req)
+            self._size.append(size)
+            self.nbytes += size
             if seq >= self.next_seq:   # cannot happen with a sane lease; never go back
                 self.next_seq = seq + 1
-
-    def _append(self, seq, c, req, size):
-        self._seq.append(seq)
-        self._cls.append(c)
-        self._req.append(req)
-        self._size.append(size)
-        self.nbytes += size
 
     # ---- queries --------------------------------------------------------------
     def __len__(self):
@@ -168,15 +143,9 @@ class Outbox:
 
     def _index(self, seq):
         s = self._seq
-        for i in range(len(s)):
-            if s[i] == seq:
-                return i
-        return -1
+        return s.index(seq) if seq in s else -1
 
     # ---- put ------------------------------------------------------------------
-    def allowed(self, payload):
-        return messages.required_consent(payload) <= self.consent
-
     def put(self, payload):
         """Store payload under a new seq; return the seq, or None if a level report was
         refused for lack of room. Raises ConsentError outside the consent (the single
@@ -187,44 +156,36 @@ class Outbox:
             raise ConsentError("message needs consent %d" % req)
         data = cbor.dumps(payload)
         n = len(data)
-        c = _cls(payload)
-        if c == "l":
-            cmax, bmax = self.max_count - self.reserve, self.max_bytes - self.reserve_bytes
-        else:
-            cmax, bmax = self.max_count, self.max_bytes
+        t = payload.get(0, messages.LEVEL)
+        c = "l" if t == messages.LEVEL else "h" if t == messages.HELLO else "k"
+        lim = self._lim
+        cmax, bmax = (lim[2], lim[3]) if c == "l" else (lim[0], lim[1])
         if c == "h":
             self._drop_class("h", len(self._seq))
-        while len(self._seq) + 1 > cmax or self.nbytes + n > bmax:
+        while True:
+            if len(self._seq) < cmax and self.nbytes + n <= bmax:
+                seq = self.next_seq
+                try:
+                    if seq >= self._hw:
+                        hw = seq + LEASE
+                        store.save(self.path + "/seq", {"hw": hw})   # committed before seq is used
+                        self._hw = hw
+                    store.write_atomic("%s/%d.%s%d%s" % (self.path, seq, c, req, _EXT), data)
+                    # only now is seq used: after a failed write it is handed out again
+                    self.next_seq = seq + 1
+                    self._seq.append(seq)
+                    self._cls.append(c)
+                    self._req.append(req)
+                    self._size.append(n)
+                    self.nbytes += n
+                    return seq
+                except OSError:     # flash full: make room from level reports, or refuse
+                    pass
             if not self._drop_class("l", 1):
                 self.refused += 1
                 if c == "l":
                     return None
                 raise OutboxFull()
-        while True:
-            seq = None
-            try:
-                seq = self._take_seq()
-                self._append(seq, c, req, n)
-                store.write_atomic(self._name(len(self._seq) - 1), data)
-                return seq
-            except OSError:     # flash full: make room from level reports, or refuse
-                if seq is not None:
-                    self._pop(len(self._seq) - 1)
-                    self.next_seq = seq     # never used: hand it back, no gap
-                if not self._drop_class("l", 1):
-                    self.refused += 1
-                    if c == "l":
-                        return None
-                    raise OutboxFull()
-
-    def _take_seq(self):
-        seq = self.next_seq
-        if seq >= self._hw:
-            hw = seq + LEASE
-            store.save(self._seqfile, {"hw": hw})   # committed before seq is used
-            self._hw = hw
-        self.next_seq = seq + 1
-        return seq
 
     def _drop_class(self, c, limit):
         """Drop up to `limit` oldest messages of class c, never the oldest of all (it may
@@ -249,19 +210,13 @@ class Outbox:
         self._req.pop(i)
         self._size.pop(i)
 
-    def _mark(self, n):
-        return "%s/d%d" % (self.path, n)
-
     def _drop(self, i):
         n = self.dropped + 1
-        store.rename(self._name(i), self._mark(n))   # the drop and its count, one commit
+        # the drop and its count, one commit
+        store.rename(self._name(i), "%s/d%d" % (self.path, n))
         if n > 1:
-            store.remove(self._mark(n - 1))
+            store.remove("%s/d%d" % (self.path, n - 1))
         self.dropped = n
-        self._pop(i)
-
-    def _remove(self, i):
-        store.remove(self._name(i))   # before the index: a cut leaves the file, not a hole
         self._pop(i)
 
     # ---- consent --------------------------------------------------------------
@@ -281,7 +236,7 @@ class Outbox:
         if not self._seq:
             return None
         if self._inflight is not None:
-            if _tdiff(now_ms, self._sent_ms) < self._wait:
+            if clock.ms_diff(now_ms, self._sent_ms) < self._wait:
                 return None
             self._wait = min(self._wait * 2, self.max_timeout_ms)   # a retry: back off
             i = self._index(self._inflight)
@@ -289,7 +244,7 @@ class Outbox:
             i = 0
             self._wait = self.timeout_ms
         seq = self._seq[i]
-        data = store.read_bytes(self._name(i))
+        data = store.read_bytes(self._name(i), self._size[i])
         if data is None:       # vanished under us (flash error): forget it, do not stall
             self._pop(i)
             return None
@@ -302,8 +257,6 @@ class Outbox:
         i = self._index(seq)
         if i < 0:
             return False
-        self._remove(i)
+        store.remove(self._name(i))   # before the index: a cut leaves the file, not a hole
+        self._pop(i)
         return True
-
-    def inflight(self):
-        return self._inflight

@@ -65,10 +65,6 @@ class Policy:
             probe = {}
         return M.required_consent(probe) <= self.consent
 
-    def threshold_s(self):
-        c = self.cfg
-        return (c.get("lead_time_h", 72) + c.get("margin_h", 24)) * 3600
-
     def _event(self, kind, value=None, key=None, trigger=None):
         p = {0: M.EVENT, 1: kind, 2: self.episode}
         if key is not None:
@@ -92,8 +88,11 @@ class Policy:
         if it.get("model"):
             p[5] = it["model"]
         if it.get("refills"):
-            # board file: [{"sku": ..., "quantity": ...}] (or plain sku texts)
-            p[8] = [r["sku"] if isinstance(r, dict) else r for r in it["refills"]][:16]
+            # board file: [{"sku": ..., "quantity": ...}] (or plain sku texts); at most 16
+            r = []
+            for x in it["refills"][:16]:
+                r.append(x["sku"] if isinstance(x, dict) else x)
+            p[8] = r
         if boot is not None:
             p[10] = boot
         return self.emit(p)
@@ -123,7 +122,8 @@ class Policy:
             self.save()
         if tte_s is None:
             return
-        th = self.threshold_s()
+        c = self.cfg
+        th = (c.get("lead_time_h", 72) + c.get("margin_h", 24)) * 3600   # threshold, s
         changed = False
         if self.low_ep != -1 and (self.low_ep != episode or tte_s > th * 1.5):
             self.low_ep = -1                   # re-armed

@@ -13,10 +13,10 @@ class Timer:
     def due(self, t):
         return self.at is None or t >= self.at
 
-    def done(self, t, period=None):
-        if period is not None:
-            self.period = period
-        self.at = t + self.period
+    def done(self, t, period):
+        """Ran at t; next due a period (possibly a new one: config can change it) later."""
+        self.period = period
+        self.at = t + period
 
     def left(self, t):
         return 0 if self.at is None else max(0, self.at - t)

@@ -4,7 +4,7 @@ write_atomic(path, data): write `path.tmp`, flush, os.sync() when the port has i
 os.rename over `path`. A power cut at any step leaves either the old `path` or the new one:
 the rename is the commit point (atomic on LittleFS and POSIX). FAT's rename cannot replace
 an existing file, so MicroPython's VfsFat unlinks the target first: a cut between the two
-leaves only `path.tmp`, complete. Hence read_checked(): keep `path` when it parses, else
+leaves only `path.tmp`, complete. Hence load(): keep `path` when it parses, else
 recover from `path.tmp` if (and only if) *that* parses, and promote it.
 
 A write that fails (OSError: ENOSPC when the flash is full) removes its tmp and raises;
@@ -12,6 +12,10 @@ the old `path` is untouched.
 
 All I/O goes through the module-level functions write_file / rename / remove, so tests can
 monkeypatch them to inject a power cut at any single step.
+
+Heap: a board loads this as .mpy into a 64 KB heap, where each function is a raw-code object
+(~35 bytes plus bytecode) and each name a qstr for good: helpers used once are folded into
+their caller.
 """
 import json
 import os
@@ -32,7 +36,9 @@ def write_file(path, data):
         with open(path, "wb") as f:
             f.write(data)
             f.flush()      # the data reaches the VFS before the rename commits it
-    sync()
+    s = getattr(os, "sync", None)   # not on every port
+    if s is not None:
+        s()
 
 
 def rename(a, b):
@@ -57,12 +63,6 @@ def remove(path):
         pass
 
 
-def sync():
-    s = getattr(os, "sync", None)
-    if s is not None:
-        s()
-
-
 def exists(path):
     try:
         os.stat(path)
@@ -73,17 +73,16 @@ def exists(path):
 
 def makedirs(path):
     # MicroPython has no os.makedirs; boards need at most two levels
-    p = ""
+    p = "/" if path[:1] == "/" else ""
     for part in path.split("/"):
-        if not part:
-            p = "/" if not p else p
-            continue
-        p = p + part if p.endswith("/") or not p else p + "/" + part
-        if not exists(p):
-            try:
-                os.mkdir(p)
-            except OSError:
-                pass
+        if part:
+            p += part
+            if not exists(p):
+                try:
+                    os.mkdir(p)
+                except OSError:
+                    pass
+            p += "/"
 
 
 def write_atomic(path, data):
@@ -96,45 +95,22 @@ def write_atomic(path, data):
     rename(tmp, path)
 
 
-def read_bytes(path):
+def read_bytes(path, n=-1):
+    """The file's bytes (n: its size when known: read() without it starts with a 256-byte
+    buffer, a run of free blocks a fragmented heap may lack), or None if unreadable."""
     try:
         with open(path, "rb") as f:
-            return f.read()
+            return f.read(n)
     except OSError:
         return None
 
 
-def _parse(path, parse):
+def _read(path):
     try:
         with open(path) as f:
-            return parse(f)
+            return json.load(f)
     except Exception:  # missing, truncated or garbled: any error means "no good record"
         return None
-
-
-def read_checked(path, parse):
-    """parse(text file) of `path`, or of `path.tmp` when `path` is missing or corrupt.
-
-    parse must raise (ValueError and friends) on a damaged record and must not return
-    None for a good one. Returns None when neither file holds a good record."""
-    v = _parse(path, parse)
-    if v is not None:
-        return v
-    tmp = path + TMP
-    v = _parse(tmp, parse)
-    if v is not None:
-        try:
-            rename(tmp, path)   # promote the complete new record
-        except OSError:
-            pass
-    return v
-
-
-def _parse_json(f):
-    v = json.load(f)
-    if v is None:
-        raise ValueError("null record")
-    return v
 
 
 def dump(v, f):
@@ -177,5 +153,17 @@ def save(path, obj):
 
 
 def load(path, default=None):
-    v = read_checked(path, _parse_json)
-    return default if v is None else v
+    """The record at `path`, or at `path.tmp` when `path` is missing or corrupt (a cut
+    between FAT's unlink and rename; the tmp is then promoted), else default. A null
+    record counts as no record."""
+    v = _read(path)
+    if v is None:
+        tmp = path + TMP
+        v = _read(tmp)
+        if v is None:
+            return default
+        try:
+            rename(tmp, path)   # promote the complete new record
+        except OSError:
+            pass
+    return v

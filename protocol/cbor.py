@@ -47,12 +47,12 @@ def _head(out, major, n):
     elif n < 0x10000:
         out.append(mt | 25)
         out.extend(struct.pack(">H", n))
-    elif n < 0x100000000:
+    elif not n >> 32:  # (no 32-bit literals: on a 32-bit port each is a heap long int)
         out.append(mt | 26)
         out.extend(struct.pack(">I", n))
     else:
         out.append(mt | 27)
-        out.extend(struct.pack(">II", n >> 32, n & 0xFFFFFFFF))
+        out.extend(struct.pack(">Q", n))
 
 
 def _encode(out, obj, depth):
@@ -64,11 +64,11 @@ def _encode(out, obj, depth):
         out.append(0xF5)
     elif obj is None:
         out.append(0xF6)
-    elif isinstance(obj, int) and -0x10000000000000000 <= obj < 0x10000000000000000:
+    elif isinstance(obj, int) and not (obj if obj >= 0 else ~obj) >> 64:
         if obj >= 0:
             _head(out, 0, obj)
         else:
-            _head(out, 1, -1 - obj)
+            _head(out, 1, ~obj)
     elif isinstance(obj, (bytes, bytearray, memoryview)):
         _head(out, 2, len(obj))
         out.extend(obj)
@@ -80,17 +80,20 @@ def _encode(out, obj, depth):
         _head(out, 4, len(obj))
         for item in obj:
             _encode(out, item, depth + 1)
-    elif isinstance(obj, dict) and all(
-            isinstance(k, int) and not isinstance(k, bool) and 0 <= k < 0x10000000000000000
-            for k in obj):
-        # every protocol message: for unsigned ints the encoded-bytes order of
-        # RFC 8949 §4.2.1 is plain numeric order
-        _head(out, 5, len(obj))
-        keys = sorted(obj)
-        for k in keys:
-            _head(out, 0, k)
-            _encode(out, obj[k], depth + 1)
     else:
+        if isinstance(obj, dict):
+            # every protocol message has unsigned int keys; for them the encoded-bytes
+            # order of RFC 8949 §4.2.1 is plain numeric order (a loop, not all(genexpr):
+            # each generator is one more code object in RAM)
+            for k in obj:
+                if not isinstance(k, int) or isinstance(k, bool) or k < 0 or k >> 64:
+                    break
+            else:
+                _head(out, 5, len(obj))
+                for k in sorted(obj):
+                    _head(out, 0, k)
+                    _encode(out, obj[k], depth + 1)
+                return
         _ext().encode(out, obj, depth)
 
 
@@ -137,8 +140,7 @@ class _Decoder:
         if info == 26:
             return struct.unpack(">I", self.take(4))[0]
         if info == 27:
-            hi, lo = struct.unpack(">II", self.take(8))
-            return (hi << 32) | lo
+            return struct.unpack(">Q", self.take(8))[0]
         raise DecodeError("reserved additional info %d at offset %d" % (info, self.pos - 1))
 
     def item(self, depth):
@@ -159,7 +161,7 @@ class _Decoder:
         if major == 0:
             return n
         if major == 1:
-            return -1 - n
+            return ~n
         if major == 2:
             return bytes(self.take(n))
         if major == 3:

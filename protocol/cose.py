@@ -11,13 +11,22 @@
 # makes verification fail. The external AAD binds the direction (b"u" uplink, b"d"
 # downlink), so a frame can never be reflected back to the device as a command.
 import hashlib
+try:
+    from micropython import const
+except ImportError:  # CPython: const(x) is just x
+    const = int  # type: ignore[assignment]
 
 from protocol import cbor
 from protocol.errors import AuthError, DecodeError
 
-ALG_HMAC_256_64 = 4
-TAG_MAC0 = 17
-TAG_LEN = 8
+# the _X consts are folded at compile time (free on the device); the public names are
+# for the host tools
+_ALG = const(4)
+_TAG_MAC0 = const(17)
+_TAG_LEN = const(8)
+ALG_HMAC_256_64 = _ALG
+TAG_MAC0 = _TAG_MAC0
+TAG_LEN = _TAG_LEN
 AAD_UP = b"u"
 AAD_DOWN = b"d"
 MAX_SEQ = (1 << 40) - 1  # Partial IV is at most 5 bytes (as in OSCORE)
@@ -26,27 +35,21 @@ MAX_SEQ = (1 << 40) - 1  # Partial IV is at most 5 bytes (as in OSCORE)
 def hmac_sha256(key, msg):
     if len(key) > 64:
         key = hashlib.sha256(key).digest()
-    key = bytes(key) + bytes(64 - len(key))
-    inner = hashlib.sha256(bytes(b ^ 0x36 for b in key))
+    # ipad | opad in one buffer, by a loop (each generator would be a code object in RAM)
+    pad = bytearray(b"\x36" * 64 + b"\x5c" * 64)
+    for i in range(len(key)):
+        pad[i] ^= key[i]
+        pad[64 + i] ^= key[i]
+    inner = hashlib.sha256(pad[:64])
     inner.update(msg)
-    outer = hashlib.sha256(bytes(b ^ 0x5C for b in key))
+    outer = hashlib.sha256(pad[64:])
     outer.update(inner.digest())
     return outer.digest()
 
 
-def equal(a, b):
-    """Constant-time comparison (no early exit on the first differing byte)."""
-    if len(a) != len(b):
-        return False
-    r = 0
-    for i in range(len(a)):
-        r |= a[i] ^ b[i]
-    return r == 0
-
-
 def piv_bytes(seq):
     # minimal big-endian, zero as one 0x00 byte (OSCORE §6.1)
-    if seq < 0 or seq > MAX_SEQ:
+    if seq < 0 or seq >> 40:  # seq > MAX_SEQ
         raise ValueError("sequence number out of range")
     out = bytearray()
     while True:
@@ -67,7 +70,7 @@ def piv_value(b):
 
 
 def protected_header(seq):
-    return cbor.dumps({1: ALG_HMAC_256_64, 6: piv_bytes(seq)})
+    return cbor.dumps({1: _ALG, 6: piv_bytes(seq)})
 
 
 def mac_input(protected, payload, aad):
@@ -80,7 +83,7 @@ def encode(key, kid, seq, payload, aad=AAD_UP):
     if isinstance(kid, str):
         kid = kid.encode()
     prot = protected_header(seq)
-    tag = hmac_sha256(key, mac_input(prot, payload, aad))[:TAG_LEN]
+    tag = hmac_sha256(key, mac_input(prot, payload, aad))[:_TAG_LEN]
     out = bytearray(b"\xd1\x84")  # tag 17, array of 4
     cbor.encode_into(out, prot)
     cbor.encode_into(out, {4: kid})
@@ -100,7 +103,7 @@ def parse(data):
         raise DecodeError("expected bytes, got %s" % type(data).__name__)
     # the deterministic head of tag 17 is the one byte 0xD1; reading it here keeps the
     # codec's tag support (protocol/cbor_ext.py) out of the device's RAM
-    if not len(data) or data[0] != 0xD0 | TAG_MAC0:
+    if not len(data) or data[0] != 0xD0 | _TAG_MAC0:
         raise AuthError("not a tagged COSE_Mac0")
     arr = cbor.loads(memoryview(data)[1:])
     if not isinstance(arr, list) or len(arr) != 4:
@@ -113,11 +116,11 @@ def parse(data):
         hdr = cbor.loads(prot)
     except DecodeError:
         raise AuthError("protected header is not CBOR")
-    if not isinstance(hdr, dict) or hdr.get(1) != ALG_HMAC_256_64 or type(hdr.get(1)) is not int \
+    if not isinstance(hdr, dict) or hdr.get(1) != _ALG or type(hdr.get(1)) is not int \
             or len(hdr) != 2 or 6 not in hdr:
         raise AuthError("protected header must be {1: 4, 6: piv} (alg downgrade or extra fields)")
-    if len(tag) != TAG_LEN:
-        raise AuthError("MAC tag must be %d bytes" % TAG_LEN)
+    if len(tag) != _TAG_LEN:
+        raise AuthError("MAC tag must be %d bytes" % _TAG_LEN)
     kid = unprot.get(4)
     if not isinstance(kid, bytes) or not 1 <= len(kid) <= 16:
         raise AuthError("missing or bad kid")
@@ -133,6 +136,12 @@ def verify(data, key_for, aad=AAD_UP):
     key = key_for(kid)
     if key is None:
         raise AuthError("unknown device")
-    if not equal(hmac_sha256(key, mac_input(prot, payload, aad))[:TAG_LEN], tag):
+    # constant-time comparison (no early exit on the first differing byte); equal() is
+    # inlined here to save a function object on the device
+    mac = hmac_sha256(key, mac_input(prot, payload, aad))
+    r = 0
+    for i in range(_TAG_LEN):
+        r |= mac[i] ^ tag[i]
+    if r:
         raise AuthError("bad MAC")
     return kid, seq, payload

@@ -113,8 +113,15 @@ def validate(payload, allowed=None):
         elif kind == 1:
             if not isinstance(v, str) or len(v) > hi or len(v) < lo:
                 raise DecodeError("type %d: key %d must be text of %d..%d chars" % (t, k, lo, hi))
-        elif not isinstance(v, (list, tuple)) or len(v) > 16 or not all(isinstance(x, str) and len(x) <= hi for x in v):
-            raise DecodeError("type %d: key %d must be a list of short texts" % (t, k))
+        else:
+            # a loop, not all(genexpr): each generator is one more code object in RAM
+            ok = isinstance(v, (list, tuple)) and len(v) <= 16
+            if ok:
+                for x in v:
+                    if not isinstance(x, str) or len(x) > hi:
+                        ok = False
+            if not ok:
+                raise DecodeError("type %d: key %d must be a list of short texts" % (t, k))
     return t
 
 

@@ -214,3 +214,17 @@ def test_unencodable_type_raises_typeerror():
     except TypeError:
         return
     raise AssertionError("encoded an object()")
+
+
+def test_int_width_boundaries():
+    # the 64-bit limits of major types 0/1, beyond them bignums (tags 2/3), on every port
+    cases = [(2 ** 32 - 1, "1affffffff"), (2 ** 32, "1b0000000100000000"),
+             (2 ** 64 - 1, "1bffffffffffffffff"), (2 ** 64, "c249010000000000000000"),
+             (-2 ** 32, "3affffffff"), (-2 ** 64, "3bffffffffffffffff"),
+             (-2 ** 64 - 1, "c349010000000000000000")]
+    for v, h in cases:
+        enc = cbor.dumps(v)
+        assert enc == bytes.fromhex(h), (v, enc)
+        assert cbor.loads(enc) == v
+    assert cbor.dumps({2 ** 64 - 1: 1, 0: 2}) == bytes.fromhex("a200021bffffffffffffffff01")
+    assert cbor.loads(cbor.dumps({2 ** 64: 1})) == {2 ** 64: 1}  # a bignum key: the ext path

@@ -173,3 +173,19 @@ def test_level_report_size_budget():
     worst = {1: 65535, 2: 100, 3: 65535, 4: 65535, 5: 255, 6: 10, 7: 100}
     assert len(cbor.dumps(worst)) <= 24
     assert len(wire.pack(KEY, "abcdefgh", (1 << 40) - 1, worst)) <= 64
+
+
+def test_hmac_sha256_rfc4231_long_key_and_bad_mac():
+    # case 6: a key longer than the block is hashed first; bytearray keys work too
+    mac = cose.hmac_sha256(bytearray(b"\xaa" * 131), b"Test Using Larger Than Block-Size Key - Hash Key First")
+    assert mac.hex() == "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54"
+    env = cose.encode(KEY, "dev", 5, b"p")
+    assert cose.verify(env, lambda k: KEY) == (b"dev", 5, b"p")
+    for i in range(1, 9):  # every byte of the 8-byte tag matters
+        bad = bytearray(env)
+        bad[-i] ^= 0x80
+        try:
+            cose.verify(bytes(bad), lambda k: KEY)
+            assert False, i
+        except AuthError as e:
+            assert "bad MAC" in str(e)
