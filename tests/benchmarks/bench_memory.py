@@ -1,14 +1,17 @@
 """Heap and time per cycle of the complete agent on the MicroPython unix port, from .py
-sources and from .mpy files built by mpy-cross (compiled into a temp dir, run from there),
-side by side.
+sources and from the .mpy files `consumables deploy` builds for the virtual board (same
+mpy-cross flags: boards/virtual.json has no line tables), side by side.
 
-Each run: boot the agent on the simulated HAL (manual clock, 10-min samples) with a
-loopback bridge that verifies and acks every frame, then N cycles of read, filter,
-estimate, decide, encode, store, send. Printed: heap in use after gc.collect() once booted,
-after warm-up and at the end (growth = end - warm), the peak of gc.mem_alloc() at the end of
-a cycle that started right after gc.collect() (resident + what one cycle allocates), the
-time per cycle, the smallest heap that boots and runs all cycles (bisected in 4 KB steps,
-confirmed over the full run) and whether the target, 64K, works.
+Each run (tests/device/memrun.py): write the board's flash files, boot through
+firmware/main.py's boot() (simulated HAL, manual clock, 10-min samples), the agent linked
+by the real serial transport to the bridge at the UART's far end, in-process, which
+verifies and acks every frame; then N cycles of read, filter, estimate, decide, encode,
+store, send. Printed: heap in use before boot (the harness and the protocol modules),
+after gc.collect() once booted, after warm-up and at the end (growth = end - warm), the
+peak of gc.mem_alloc() at the end of a cycle that started right after gc.collect()
+(resident + what one cycle allocates), the time per cycle, the smallest heap that boots
+and runs all cycles (bisected in 2 KB steps, confirmed over the full run) and whether the
+target, 64K, works.
 
 Two runtimes, side by side: the x86_64 unix port (64-bit: pointers, object headers and GC
 blocks twice an ESP32's) and the same unix port built for wasm32 (32-bit, like an ESP32),
@@ -90,7 +93,7 @@ def ok(r):
     return len(r) == 6 and isinstance(r[0], int)
 
 
-def smallest_heap(mp, src, cycles, lo=32, hi=256, step=4):  # mp: the command, a list
+def smallest_heap(mp, src, cycles, lo=32, hi=256, step=2):  # mp: the command, a list
     """Bisect the smallest heap (KB, multiple of step) that boots and runs `cycles` cycles."""
     if not ok(run(mp, src, "%dK" % hi, cycles)):
         return None
@@ -129,7 +132,7 @@ def main():
                 r = run(mp, src, a.heap, a.cycles)
                 mn = smallest_heap(mp, src, a.bisect_cycles)
                 while mn is not None and mn <= 256 and not ok(run(mp, src, "%dK" % mn, a.cycles)):
-                    mn += 4   # confirm over the full run
+                    mn += 2   # confirm over the full run
                 at64 = run(mp, src, "64K", a.cycles)
                 cols[name] = (r, mn, at64)
         rows = (("heap before boot (B)", 0), ("heap after boot (B)", 1), ("peak per cycle (B)", 4),

@@ -1,11 +1,14 @@
 """The complete agent on the 32-bit build of the MicroPython unix port (an ESP32's word
-size; tests/mp32), from .mpy files built by mpy-cross: 10,000 cycles (read, filter,
-estimate, decide, encode, store, send to a loopback bridge that acks) in a 96K heap, under
-the ~100 KB an ESP32 without PSRAM has free, with no heap growth after warm-up.
+size; tests/mp32), from the .mpy files `consumables deploy` builds for the virtual board:
+booted by firmware/main.py's boot() from its flash files, then 10,000 cycles (read,
+filter, estimate, decide, encode, store, send through the real serial transport to the
+bridge at the UART's far end, which verifies and acks; 69 simulated days, a refill
+included) in a 64K heap, the issue's target, with no growth of gc.mem_alloc() after
+gc.collect() once warm.
 
-The simulated world and HAL run in the same heap, so a real board needs less. The issue's
-64K target is not met yet: `python tests/benchmarks/bench_memory.py` prints the smallest
-heap for .py and .mpy on both word sizes.
+The simulated world and HAL, and the in-process bridge, run in the same heap, so a real
+board needs less. `python tests/benchmarks/bench_memory.py` prints the figures for .py and
+.mpy on both word sizes, and the smallest heap that works.
 """
 import sys
 import tempfile
@@ -17,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import bench_memory  # noqa: E402
 from mputil import mp32_cmd  # noqa: E402
 
-HEAP_32 = "96K"      # bisected: 88-92K works; 4K of margin against fragmentation luck
+HEAP_32 = "64K"      # the target (boards/virtual.json memory.heap_budget: 65536)
 
 
 @pytest.fixture(scope="module")
@@ -28,13 +31,13 @@ def mp32():
     return cmd
 
 
-def test_agent_10000_cycles_in_96k_on_32bit(mp32):
+def test_agent_10000_cycles_in_64k_on_32bit(mp32):
     with tempfile.TemporaryDirectory() as tmp:
         bench_memory.build_mpy(tmp)
         r = bench_memory.run(mp32, Path(tmp), HEAP_32, 10000)
-    assert bench_memory.ok(r), r
+    assert bench_memory.ok(r), r     # no MemoryError in boot or in any of the 10,000 cycles
     code, boot, warm, end, peak, us = r
-    print("32-bit .mpy at %s: import %d B, boot %d B, growth %d B, %d us/cycle" % (
-        HEAP_32, code, boot, end - warm, us))
+    print("32-bit .mpy at %s: boot %d B, growth %d B, peak %d B, %d us/cycle" % (
+        HEAP_32, boot, end - warm, peak, us))
     assert end - warm <= 64, (warm, end)     # no leak: a stray float at most
-    assert boot < 96 * 1024
+    assert boot < 64 * 1024
