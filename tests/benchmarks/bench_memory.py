@@ -8,8 +8,8 @@ by the real serial transport to the bridge at the UART's far end, in-process, wh
 verifies and acks every frame; then N cycles of read, filter, estimate, decide, encode,
 store, send. Printed: heap in use before boot (the harness and the protocol modules),
 after gc.collect() once booted, after warm-up and at the end (growth = end - warm), the
-peak of gc.mem_alloc() at the end of a cycle that started right after gc.collect()
-(resident + what one cycle allocates), the time per cycle, the smallest heap that boots
+most one cycle allocates (garbage included; every cycle is followed by gc.collect(), as
+in firmware/main.py's loop), the time per cycle (collection included), the smallest heap that boots
 and runs all cycles (bisected in 2 KB steps, confirmed over the full run) and whether the
 target, 64K, works.
 
@@ -43,8 +43,8 @@ code = gc.mem_alloc()
 root = sys.argv[2] + "/"
 a, tr = memrun.boot(root)
 boot = gc.mem_alloc()
-warm, end, peak, us = memrun.run(a, int(sys.argv[1]))
-print("RESULT", code, boot, warm, end, peak, us)
+warm, end, alloc, us = memrun.run(a, int(sys.argv[1]))
+print("RESULT", code, boot, warm, end, alloc, us)
 '''
 
 
@@ -135,7 +135,7 @@ def main():
                     mn += 2   # confirm over the full run
                 at64 = run(mp, src, "64K", a.cycles)
                 cols[name] = (r, mn, at64)
-        rows = (("heap before boot (B)", 0), ("heap after boot (B)", 1), ("peak per cycle (B)", 4),
+        rows = (("heap before boot (B)", 0), ("heap after boot (B)", 1), ("most allocated in a cycle (B)", 4),
                 ("growth over run (B)", None), ("time per cycle (us)", 5))
         fmt = "%-28s" + " %13s" * len(names)
         print(fmt % ("", *names))
@@ -159,8 +159,8 @@ def main():
                 print("%s failed at heap %s: %s" % (n, a.heap, cols[n][0]))
         print("(bytes of GC heap; 64-bit = the x86_64 unix port, 32-bit = the same port built for "
               "wasm32 (tests/mp32), an ESP32's word size; figures at heap %s, %d cycles; "
-              "growth = end - after %d cycles; peak = gc.mem_alloc() at the end of a cycle "
-              "started right after gc.collect(), garbage included)" % (a.heap, a.cycles, min(1000, a.cycles // 2)))
+              "growth = end - after %d cycles; every cycle is followed by gc.collect(), as in "
+              "firmware/main.py; the smallest working heap is what the agent needs)" % (a.heap, a.cycles, min(1000, a.cycles // 2)))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
