@@ -17,7 +17,7 @@ Two runtimes, side by side: the x86_64 unix port (64-bit: pointers, object heade
 blocks twice an ESP32's) and the same unix port built for wasm32 (32-bit, like an ESP32),
 run under Node by tests/mp32 (set up on first use; skipped with a note if node is missing).
 
-  python tests/benchmarks/bench_memory.py [--cycles 10000] [--heap 192K] [--bisect-cycles 2000] [--no-32]
+  python tests/benchmarks/bench_memory.py [--cycles 10000] [--heap 512K] [--bisect-cycles 2000] [--no-32]
 """
 import argparse
 import json
@@ -109,7 +109,7 @@ def smallest_heap(mp, src, cycles, lo=32, hi=256, step=2):  # mp: the command, a
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--cycles", type=int, default=10000)
-    ap.add_argument("--heap", default="192K", help="heap of the main run (figures)")
+    ap.add_argument("--heap", default="512K", help="heap of the main run (figures): large, so no collection runs inside a cycle")
     ap.add_argument("--bisect-cycles", type=int, default=2000,
                     help="cycles per bisection run (the result is confirmed with --cycles)")
     ap.add_argument("--no-32", action="store_true", help="skip the 32-bit (wasm32) runtime")
