@@ -34,16 +34,30 @@ def guarded(on_chunk, log):
 
 
 class Link:
+    """Where frames reach the bridge. start(on_chunk) runs the subclass's _run(on_chunk) in
+    a daemon thread; stop() ends it (subclasses set self._stop, an Event) and _close()s."""
     name = ""
+    thread = None
 
     def open(self):
         pass
 
-    def start(self, on_chunk):
+    def _close(self):
+        pass
+
+    def _run(self, on_chunk):
         raise NotImplementedError
 
+    def start(self, on_chunk):
+        self.thread = threading.Thread(target=self._run, args=(guarded(on_chunk, self.log),), name=self.name,
+                                       daemon=True)
+        self.thread.start()
+
     def stop(self):
-        pass
+        self._stop.set()
+        if self.thread:
+            self.thread.join(2)
+        self._close()
 
 
 class SerialLink(Link):
@@ -101,17 +115,6 @@ class SerialLink(Link):
                 s.write(frame)
             except Exception as e:
                 raise LinkError("write %s: %s" % (self.port, e)) from None
-
-    def start(self, on_chunk):
-        self.thread = threading.Thread(target=self._run, args=(guarded(on_chunk, self.log),), name=self.name,
-                                       daemon=True)
-        self.thread.start()
-
-    def stop(self):
-        self._stop.set()
-        if self.thread:
-            self.thread.join(2)
-        self._close()
 
     def _run(self, on_chunk):
         backoff = self.backoff0
@@ -177,15 +180,10 @@ class UdpLink(Link):
         self.name = "udp:%s:%d" % self.address
 
     def start(self, on_chunk):
-        self.open()
-        self.thread = threading.Thread(target=self._run, args=(guarded(on_chunk, self.log),), name=self.name,
-                                       daemon=True)
-        self.thread.start()
+        self.open()     # bind now: a port in use is an error for the caller, not the thread
+        Link.start(self, on_chunk)
 
-    def stop(self):
-        self._stop.set()
-        if self.thread:
-            self.thread.join(2)
+    def _close(self):
         if self.sock:
             self.sock.close()
 

@@ -15,38 +15,16 @@ from protocol import wire
 KEY = bytes(range(32))
 
 
-class FakeUART:
-    """Like a machine.UART: write(), any(), read(n)."""
-    def __init__(self):
-        self.tx = bytearray()
-        self.rx = bytearray()
-
-    def write(self, b):
-        self.tx.extend(b)
-        return len(b)
-
-    def any(self):
-        return len(self.rx)
-
-    def read(self, n=-1):
-        b = bytes(self.rx[:n] if n >= 0 else self.rx)
-        self.rx = self.rx[len(b):]
-        return b or None
-
-    def inject(self, b):
-        self.rx.extend(b)
-
-
 def frame(seq):
     return wire.pack(KEY, b"d", seq, {1: seq, 2: 50, 6: 9})
 
 
 def test_serial_uart_roundtrip_with_log_text_between_frames():
-    u = FakeUART()
+    u = hal.UART(1)      # the simulated HAL's in-memory UART (firmware/hal_simx.py)
     s = Serial(uart=u)
     s.send(frame(1))
     assert bytes(u.tx) == frame(1)
-    u.inject(b"some log line\r\n" + frame(2) + b"noise" + frame(3)[:5])
+    u.rx.extend(b"some log line\r\n" + frame(2) + b"noise" + frame(3)[:5])
     got = s.poll()
     # the text before the first 0x00 comes out as a chunk too; it fails to unpack
     seqs = []
@@ -56,19 +34,19 @@ def test_serial_uart_roundtrip_with_log_text_between_frames():
         except ValueError:
             pass
     assert seqs == [2]
-    u.inject(frame(3)[5:])
+    u.rx.extend(frame(3)[5:])
     seqs = [wire.unpack(c, lambda k: KEY)[1] for c in s.poll() if c != b"noise"]
     assert seqs == [3], seqs
     assert s.poll() == []
 
 
 def test_serial_recognises_mpremote_interrupt_only_outside_frames():
-    u = FakeUART()
+    u = hal.UART(1)      # the simulated HAL's in-memory UART (firmware/hal_simx.py)
     s = Serial(uart=u, kbd=True)
     body = b"\x00\x05\x0d\x03\x01\x02\x00"     # 0x0d 0x03 inside a frame: not an interrupt
-    u.inject(body)
+    u.rx.extend(body)
     s.poll()
-    u.inject(b"\r\x03")
+    u.rx.extend(b"\r\x03")
     try:
         s.poll()
         raise AssertionError("expected KeyboardInterrupt")
