@@ -33,37 +33,41 @@ sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT))
 from mputil import micropython_bin, mp32_cmd  # noqa: E402
 
-DRIVER = r'''
+DRIVER = r"""
 import gc, sys
 sys.path.insert(0, "")   # modules are found as on a board: "firmware/agent.mpy", relative to /
 gc.collect()
 import memrun            # tests/device/memrun.py: boot, the bridge at the UART's far end, cycles
 gc.collect()
 code = gc.mem_alloc()
-root = sys.argv[2] + "/"
-a, tr = memrun.boot(root)
+a, tr = memrun.boot("")  # the flash is the working directory, as a board's is its root
 boot = gc.mem_alloc()
 warm, end, alloc, us = memrun.run(a, int(sys.argv[1]))
 print("RESULT", code, boot, warm, end, alloc, us)
-'''
+"""
 
 
 def run(mp, src, heap, cycles):
-    work = tempfile.mkdtemp(prefix="benchmem-")
+    """src: firmware/, protocol/ and memrun (.py or .mpy). They are copied into a fresh
+    directory, the board's flash, beside its files (board.json, provision.json, sim.json)
+    and the driver, and MicroPython runs there: every path the agent keeps is as short as
+    on a board and none depends on where the host keeps its temp files (a few bytes more
+    of path in each kept string moved where the heap fragments)."""
+    flash = Path(tempfile.mkdtemp(prefix="benchmem-"))
     try:
-        drv = Path(work) / "drv.py"
-        drv.write_text(DRIVER)
-        flash = Path(work) / "flash"
-        flash.mkdir()
+        for pkg in ("firmware", "protocol"):
+            shutil.copytree(Path(src) / pkg, flash / pkg, ignore=shutil.ignore_patterns("__pycache__"))
+        mr = Path(src) / "memrun.mpy"
+        shutil.copy(mr if mr.exists() else ROOT / "tests/device/memrun.py", flash)
+        (flash / "drv.py").write_text(DRIVER)
         # the board's flash, as tests/device/mptutil.py's agent_flash() writes it
         (flash / "board.json").write_bytes((ROOT / "boards/virtual.json").read_bytes())
         (flash / "provision.json").write_text(json.dumps({"device_id": "m1", "key": bytes(range(32)).hex(),
                                                           "consent": 4}))
         (flash / "sim.json").write_text(json.dumps({"speed": 0, "ctl": None, "refill_after_days": 2}))
-        # run in src, as a board runs in its root: module paths (qstrs) as short as there
-        env = dict(os.environ, MICROPYPATH="%s:%s" % (src, ROOT / "tests/device"))
-        p = subprocess.run(mp + ["-X", "heapsize=" + heap, str(drv), str(cycles), str(flash)],
-                           capture_output=True, text=True, env=env, cwd=str(src), timeout=900)
+        env = dict(os.environ, MICROPYPATH=".frozen")
+        p = subprocess.run(mp + ["-X", "heapsize=" + heap, "drv.py", str(cycles)],
+                           capture_output=True, text=True, env=env, cwd=str(flash), timeout=900)
         if os.environ.get("BENCH_DEBUG"):
             print(p.stdout[-3000:], p.stderr[-3000:])
         for line in p.stdout.splitlines():
@@ -71,7 +75,7 @@ def run(mp, src, heap, cycles):
                 return [int(x) for x in line.split()[1:]]
         return (p.stdout + p.stderr).strip().splitlines()[-1:]
     finally:
-        shutil.rmtree(work, ignore_errors=True)
+        shutil.rmtree(flash, ignore_errors=True)
 
 
 def build_mpy(dest, board="virtual"):
