@@ -63,6 +63,17 @@ class Agent:
         from firmware import assemble
         assemble.parts(self, board, prov, root, transport, sensor, button, est, start)
 
+    def start(self, name):
+        """Count the boot and queue the hello (not after a deep-sleep wake). main.boot()
+        calls it last, once the board file and the boot-only code are freed: encoding
+        and storing the hello is the peak of a boot in a 64 KB heap."""
+        p = self._boot_path
+        self.boot = (store.load(p) or {}).get("n", 0)
+        if not self.woke:
+            self.boot += 1
+            self._try(store.save, p, {"n": self.boot})
+            self._try(self.policy.hello, FW, name, self.boot)
+
     # ---- the single entry point of uplink messages ------------------------------
     def _emit(self, payload):
         t = payload.get(0)

@@ -1,8 +1,9 @@
 """Boot-only half of the agent: builds an Agent's parts from the board file, provisioning
 and the state persisted under root (see firmware/agent.py for the files). Agent.__init__
 calls parts(); firmware/main.py's boot() calls estimator() before anything else (its
-rings need the heap's long free runs) and drops this module once the agent is built, so
-its code, about a third of the agent's, does not stay in RAM (its qstrs do: never freed).
+rings need the heap's long free runs), parts(), frees the board file, calls finish(), and
+drops this module once the agent is built, so its code, about a third of the agent's,
+does not stay in RAM (its qstrs do: never freed).
 """
 from firmware import store
 
@@ -22,10 +23,10 @@ def estimator(path, board):
 
 
 def parts(a, board, prov, root, transport, sensor, button, est, start):
+    """The parts that need the board file. With start False (main.boot()) it stops there,
+    keeping only the few board sections finish() needs, so the caller can free the board
+    file before finish() builds the rest (the boot's peak); else finish() and hello() follow."""
     from firmware import clock, filters, geometry, hal
-    from firmware.downlink import Downlink
-    from firmware.outbox import Outbox
-    from firmware.policy import Policy
     from firmware.scheduler import Timer
     from firmware.usage import Usage
     from protocol import messages as M
@@ -56,29 +57,11 @@ def parts(a, board, prov, root, transport, sensor, button, est, start):
     if saved:
         a.cfg.update(saved)
     a.deep = pw.get("mode") == "deep_sleep"
-    # the measuring chain
-    if sensor is None:
-        from firmware import sensors
-        sensor = sensors.build(board)
-        if button is None:
-            button = sensors.build_button(board)
-    a.sensor = sensor
-    a.button = button
-    sensor.setup()
     a.geom = geometry.from_board(board)
     a.chain = filters.build(board.get("filters", []), cap)
     a.usage = Usage(ck.get("use"))
     if ck.get("off") is not None:
         clock.set_offset(ck["off"])
-    mem = board.get("outbox", {})
-    a.outbox = Outbox(root + "outbox", mem.get("max_count", 32), mem.get("max_bytes", 4096),
-                     mem.get("reserve", 8), mem.get("reserve_bytes", 1024),
-                     mem.get("timeout_ms", 4000), mem.get("max_timeout_ms", 120000),
-                     prov.get("consent", M.CONSENT_ORDER_ONLY))
-    a.policy = Policy(a.dev, item, a.cfg, a._emit, sd + "/policy.json",
-                     prov.get("consent", M.CONSENT_ORDER_ONLY))
-    a.outbox.set_consent(a.policy.consent)
-    a.downlink = Downlink(a.key, sd + "/dl.json", a)
     if transport is None:
         from firmware import transport as tr
         transport = tr.open(prov, board)
@@ -92,18 +75,34 @@ def parts(a, board, prov, root, transport, sensor, button, est, start):
     a.wdt = hal.WDT(0, wd) if wd else None
     a.woke = hal.reset_cause() == hal.DEEPSLEEP_RESET
     a._boot_path = sd + "/boot.json"
+    # what finish() needs: small sections, not the whole board file
+    a._rest = (root, item, board.get("outbox", {}), prov.get("consent", M.CONSENT_ORDER_ONLY),
+               sensor, button, {"sensor": board.get("sensor"), "pins": board.get("pins", {}),
+                                "button": board.get("button")})
     if start:
-        hello(a, board.get("name", "?"))
+        finish(a)
+        a.start(board.get("name", "?"))
 
 
-def hello(a, name):
-    """Count the boot and queue the hello (not after a deep-sleep wake). main.boot() calls
-    this once the board file and the sensor builders are freed: at a 64 KB heap's peak,
-    encoding and storing the hello needs that room."""
-    from firmware import agent
-    b = store.load(a._boot_path) or {}
-    a.boot = b.get("n", 0)
-    if not a.woke:
-        a.boot += 1
-        a._try(store.save, a._boot_path, {"n": a.boot})
-        a._try(a.policy.hello, agent.FW, name, a.boot)
+def finish(a):
+    """The sensor, the outbox, the policy and the downlink handler."""
+    from firmware.downlink import Downlink
+    from firmware.outbox import Outbox
+    from firmware.policy import Policy
+    root, item, mem, consent, sensor, button, sb = a._rest
+    del a._rest
+    sd = root + "state"
+    if sensor is None:
+        from firmware import sensors
+        sensor = sensors.build(sb)
+        if button is None:
+            button = sensors.build_button(sb)
+    a.sensor = sensor
+    a.button = button
+    sensor.setup()
+    a.outbox = Outbox(root + "outbox", mem.get("max_count", 32), mem.get("max_bytes", 4096),
+                      mem.get("reserve", 8), mem.get("reserve_bytes", 1024),
+                      mem.get("timeout_ms", 4000), mem.get("max_timeout_ms", 120000), consent)
+    a.policy = Policy(a.dev, item, a.cfg, a._emit, sd + "/policy.json", consent)
+    a.outbox.set_consent(a.policy.consent)
+    a.downlink = Downlink(a.key, sd + "/dl.json", a)

@@ -45,12 +45,12 @@ def boot(root="/", transport=None, verbose=True):
     a = Agent(b, prov, root, transport=transport, verbose=verbose, est=est, start=False)
     name = b.get("name", "?")
     del est, b, prov
-    _free("sensors")                # the sensor builders (the driver itself stays)
     gc.collect()
-    assemble.hello(a, name)         # boot counter and hello, with the board file freed
-    _free("assemble")               # boot-only code: the agent's parts
+    assemble.finish(a)              # the rest of the parts, with the board file freed
     del assemble
+    _free("sensors", "assemble")    # boot-only code: the sensor builders, the agent's parts
     gc.collect()
+    a.start(name)                   # boot counter and hello
     print("[main] %s on %s, consent %d, boot %d, free %d" % (
         a.dev, name, a.policy.consent, a.boot, gc.mem_free()))
     return a
