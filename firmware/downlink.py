@@ -27,10 +27,6 @@ class Downlink:
         self.applied = 0
         self._dirty = False
 
-    def _key_for(self, kid):
-        # the MAC with this device's own key is the proof; the kid only names the sender
-        return self.key
-
     def checkpoint(self):
         """Persist the replay floor if it moved since the last write."""
         if self._dirty:
@@ -42,7 +38,7 @@ class Downlink:
         """One frame chunk from the transport. Returns the applied payload or None."""
         try:
             # protocol/wire.py's unpack(), inlined: the device need not load that module
-            kid, seq, raw = cose.verify(framing.decode_frame(chunk), self._key_for, cose.AAD_DOWN)
+            kid, seq, raw = cose.verify(framing.decode_frame(chunk), self.key, cose.AAD_DOWN)
             p = cbor.loads(raw)
             M.validate(p, M.DOWNLINK)
         except (ProtocolError, ValueError, TypeError, KeyError, IndexError):

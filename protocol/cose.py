@@ -131,9 +131,11 @@ def parse(data):
 
 
 def verify(data, key_for, aad=AAD_UP):
-    """Verify a COSE_Mac0; key_for(kid) returns the key or None. Returns (kid, seq, payload)."""
+    """Verify a COSE_Mac0; key_for(kid) returns the key or None (a device passes its own
+    key itself: the MAC is the proof, the kid only names the sender). Returns
+    (kid, seq, payload)."""
     kid, seq, prot, payload, tag = parse(data)
-    key = key_for(kid)
+    key = key_for if isinstance(key_for, (bytes, bytearray)) else key_for(kid)
     if key is None:
         raise AuthError("unknown device")
     # constant-time comparison (no early exit on the first differing byte); equal() is
