@@ -14,7 +14,11 @@
 # `undefined`, other map keys and indefinite lengths live in protocol/cbor_ext.py, imported
 # on first use, so a device that never meets them never pays for their code. Tag, Simple
 # and UNDEFINED are still reachable as cbor.Tag etc. (module __getattr__).
-import struct
+#
+# Every function, method and name costs device RAM (a code object, a qstr), so the
+# decoder is plain functions, not a class: the input is a memoryview `b` and the read
+# position lives in a one-element list `s` made per loads() call (so concurrent calls on
+# the host share nothing). cbor_ext.py reads through the same _take/_item.
 try:
     from micropython import const
 except ImportError:  # CPython: const(x) is just x
@@ -38,24 +42,18 @@ def __getattr__(name):
 
 
 def _head(out, major, n):
-    mt = major << 5
     if n < 24:
-        out.append(mt | n)
-    elif n < 0x100:
-        out.append(mt | 24)
-        out.append(n)
-    elif n < 0x10000:
-        out.append(mt | 25)
-        out.extend(struct.pack(">H", n))
-    elif not n >> 32:  # (no 32-bit literals: on a 32-bit port each is a heap long int)
-        out.append(mt | 26)
-        out.extend(struct.pack(">I", n))
-    else:
-        out.append(mt | 27)
-        out.extend(struct.pack(">Q", n))
+        out.append(major << 5 | n)
+        return
+    # argument in 1, 2, 4 or 8 bytes (info 24..27); past 8 bytes to_bytes raises
+    k = 0
+    while k < 3 and n >> (8 << k):
+        k += 1
+    out.append(major << 5 | 24 + k)
+    out.extend(n.to_bytes(1 << k, "big"))
 
 
-def _encode(out, obj, depth):
+def _encode(out, obj, depth=0):
     if depth > _MAX_DEPTH:
         raise DecodeError("nesting deeper than %d" % _MAX_DEPTH)
     if obj is False:
@@ -93,134 +91,115 @@ def _encode(out, obj, depth):
                 for k in sorted(obj):
                     _head(out, 0, k)
                     _encode(out, obj[k], depth + 1)
-                return
+                return out
         _ext().encode(out, obj, depth)
+    return out
 
 
 def dumps(obj):
     """Encode obj as deterministic CBOR."""
-    out = bytearray()
-    _encode(out, obj, 0)
-    return bytes(out)
+    return bytes(_encode(bytearray(), obj))
 
 
-def encode_into(out, obj):
-    """Append the encoding of obj to the bytearray out (no intermediate copy)."""
-    _encode(out, obj, 0)
-    return out
+# encode_into(out, obj): append the encoding of obj to the bytearray out (no intermediate
+# copy) and return out
+encode_into = _encode
 
 
-class _Decoder:
-    def __init__(self, data):
-        self.buf = memoryview(data)
-        self.pos = 0
-        self.end = len(data)
-
-    def take(self, n):
-        p = self.pos
-        if n > self.end - p:
-            raise DecodeError("truncated: need %d bytes at offset %d" % (n, p))
-        self.pos = p + n
-        return self.buf[p:p + n]
-
-    def byte(self):
-        p = self.pos
-        if p >= self.end:
+def _take(b, s, n):
+    # the next n bytes of b (a memoryview) from position s[0], advancing it; n < 0: the
+    # next byte, as an int
+    p = s[0]
+    if n < 0:
+        if p >= len(b):
             raise DecodeError("truncated at offset %d" % p)
-        self.pos = p + 1
-        return self.buf[p]
+        s[0] = p + 1
+        return b[p]
+    if n > len(b) - p:
+        raise DecodeError("truncated: need %d bytes at offset %d" % (n, p))
+    s[0] = p + n
+    return b[p:p + n]
 
-    def arg(self, info):
-        if info < 24:
-            return info
-        if info == 24:
-            return self.byte()
-        if info == 25:
-            return struct.unpack(">H", self.take(2))[0]
-        if info == 26:
-            return struct.unpack(">I", self.take(4))[0]
-        if info == 27:
-            return struct.unpack(">Q", self.take(8))[0]
-        raise DecodeError("reserved additional info %d at offset %d" % (info, self.pos - 1))
 
-    def item(self, depth):
-        if depth > _MAX_DEPTH:
-            raise DecodeError("nesting deeper than %d" % _MAX_DEPTH)
-        ib = self.byte()
-        major = ib >> 5
-        info = ib & 0x1F
-        if major == 7:
-            if 20 <= info <= 22:
-                return (False, True, None)[info - 20]
-            if info == 31:
-                return _BREAK
-            return _ext().simple(self, info)
+def _item(b, s, depth):
+    if depth > _MAX_DEPTH:
+        raise DecodeError("nesting deeper than %d" % _MAX_DEPTH)
+    ib = _take(b, s, -1)
+    major = ib >> 5
+    info = ib & 0x1F
+    if major == 7:
+        if 20 <= info <= 22:
+            return (False, True, None)[info - 20]
         if info == 31:
-            return _ext().indefinite(self, major, depth)
-        n = self.arg(info)
-        if major == 0:
-            return n
-        if major == 1:
-            return ~n
-        if major == 2:
-            return bytes(self.take(n))
-        if major == 3:
-            return self.text(self.take(n))
-        if major == 4:
-            # every item takes at least one byte: a larger count is a lie
-            if n > self.end - self.pos:
-                raise DecodeError("array of %d items exceeds the data" % n)
-            out = []
-            for _ in range(n):
-                v = self.item(depth + 1)
-                if v is _BREAK:
-                    raise DecodeError("break inside a definite-length array")
-                out.append(v)
-            return out
-        if major == 5:
-            if 2 * n > self.end - self.pos:
-                raise DecodeError("map of %d pairs exceeds the data" % n)
-            d = {}
-            for _ in range(n):
-                if not self.pair(d, depth):
-                    raise DecodeError("break inside a definite-length map")
-            return d
-        return _ext().tag(n, self.item(depth + 1))
-
-    def pair(self, d, depth):
-        k = self.item(depth + 1)
-        if k is _BREAK:
-            return False
-        if not isinstance(k, (int, str, bytes)):
-            _ext().check_key(k)
-        if k in d:
-            raise DecodeError("duplicate map key %r" % (k,))
-        v = self.item(depth + 1)
-        if v is _BREAK:
-            raise DecodeError("break inside a map pair")
-        d[k] = v
-        return True
-
-    def text(self, raw):
+            return _BREAK
+        return _ext().simple(b, s, info)
+    if info == 31:
+        return _ext().indefinite(b, s, major, depth)
+    # the argument (cbor_ext.arg is the same for string chunks)
+    n = info
+    if info > 23:
+        if info > 27:
+            raise DecodeError("reserved additional info %d at offset %d" % (info, s[0] - 1))
+        n = _take(b, s, -1) if info == 24 else int.from_bytes(_take(b, s, 1 << (info - 24)), "big")
+    if major == 0:
+        return n
+    if major == 1:
+        return ~n
+    if major == 2:
+        return bytes(_take(b, s, n))
+    if major == 3:
+        # (cbor_ext.text is the same for indefinite-length text)
+        n = _take(b, s, n)
         try:
-            return bytes(raw).decode("utf-8")
+            return str(n, "utf-8")
         except Exception:
             raise DecodeError("invalid UTF-8 in text string")
+    if major == 4:
+        # every item takes at least one byte: a larger count is a lie
+        if n > len(b) - s[0]:
+            raise DecodeError("array of %d items exceeds the data" % n)
+        out = []
+        for _ in range(n):
+            v = _item(b, s, depth + 1)
+            if v is _BREAK:
+                raise DecodeError("break inside a definite-length array")
+            out.append(v)
+        return out
+    if major == 5:
+        if 2 * n > len(b) - s[0]:
+            raise DecodeError("map of %d pairs exceeds the data" % n)
+        d = {}
+        for _ in range(n):
+            # (cbor_ext.pair is the same for indefinite-length maps)
+            k = _item(b, s, depth + 1)
+            if k is _BREAK:
+                raise DecodeError("break inside a definite-length map")
+            if not isinstance(k, (int, str, bytes)):
+                _ext().check_key(k)
+            if k in d:
+                raise DecodeError("duplicate map key %r" % (k,))
+            v = _item(b, s, depth + 1)
+            if v is _BREAK:
+                raise DecodeError("break inside a map pair")
+            d[k] = v
+        return d
+    return _ext().tag(n, _item(b, s, depth + 1))
 
 
 def loads(data):
     """Decode exactly one CBOR item from data; raise DecodeError on anything wrong."""
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise DecodeError("expected bytes, got %s" % type(data).__name__)
-    dec = _Decoder(data)
+    b = memoryview(data)
+    s = [0]
     try:
-        obj = dec.item(0)
+        obj = _item(b, s, 0)
     except DecodeError:
         raise
     except (RuntimeError, MemoryError, OverflowError, ValueError, TypeError, IndexError) as e:
         raise DecodeError("bad CBOR: %s" % e)
     if obj is _BREAK:
         raise DecodeError("unexpected break byte")
-    if dec.pos != dec.end:
-        raise DecodeError("%d trailing bytes after the item" % (dec.end - dec.pos))
+    if s[0] != len(b):
+        raise DecodeError("%d trailing bytes after the item" % (len(b) - s[0]))
     return obj

@@ -5,7 +5,7 @@
 # a peer sends such an item (which the message layer then rejects).
 import struct
 
-from protocol.cbor import _BREAK, _encode, _head
+from protocol.cbor import _BREAK, _encode, _head, _item, _take
 from protocol.errors import DecodeError
 
 _BIG = 0x10000000000000000
@@ -183,48 +183,84 @@ def check_key(k):
         raise DecodeError("tagged map keys are not supported")
 
 
-def simple(dec, info):
+# The decoder state is cbor.py's: b, a memoryview of the input, and s, a one-element list
+# holding the read position. arg/text/pair repeat what cbor._item does inline for the
+# definite-length forms (one copy here costs no device RAM until this module loads).
+
+def arg(b, s, info):
+    if info < 24:
+        return info
+    if info == 24:
+        return _take(b, s, -1)
+    if info < 28:
+        return int.from_bytes(_take(b, s, 1 << (info - 24)), "big")
+    raise DecodeError("reserved additional info %d at offset %d" % (info, s[0] - 1))
+
+
+def text(raw):
+    try:
+        return str(raw, "utf-8")
+    except Exception:
+        raise DecodeError("invalid UTF-8 in text string")
+
+
+def pair(b, s, d, depth):
+    k = _item(b, s, depth + 1)
+    if k is _BREAK:
+        return False
+    if not isinstance(k, (int, str, bytes)):
+        check_key(k)
+    if k in d:
+        raise DecodeError("duplicate map key %r" % (k,))
+    v = _item(b, s, depth + 1)
+    if v is _BREAK:
+        raise DecodeError("break inside a map pair")
+    d[k] = v
+    return True
+
+
+def simple(b, s, info):
     """Major type 7 other than false/true/null/break."""
     if info == 23:
         return UNDEFINED
     if info < 20:
         return Simple(info)
     if info == 24:
-        v = dec.byte()
+        v = _take(b, s, -1)
         if v < 32:
             raise DecodeError("simple value %d in two-byte form is not well-formed" % v)
         return Simple(v)
     if info == 25:
-        return _half_to_float(struct.unpack(">H", dec.take(2))[0])
+        return _half_to_float(struct.unpack(">H", _take(b, s, 2))[0])
     if info == 26:
-        return struct.unpack(">f", dec.take(4))[0]
+        return struct.unpack(">f", _take(b, s, 4))[0]
     if info == 27:
-        return struct.unpack(">d", dec.take(8))[0]
+        return struct.unpack(">d", _take(b, s, 8))[0]
     raise DecodeError("reserved simple value %d" % info)
 
 
-def indefinite(dec, major, depth):
+def indefinite(b, s, major, depth):
     if major in (0, 1, 6):
         raise DecodeError("indefinite length not allowed for major type %d" % major)
     if major == 2 or major == 3:
         parts = []
         while True:
-            ib = dec.byte()
+            ib = _take(b, s, -1)
             if ib == 0xFF:
                 break
             if ib >> 5 != major or ib & 0x1F == 31:
                 raise DecodeError("bad chunk in indefinite-length string")
-            parts.append(bytes(dec.take(dec.arg(ib & 0x1F))))
+            parts.append(bytes(_take(b, s, arg(b, s, ib & 0x1F))))
         raw = b"".join(parts)
-        return raw if major == 2 else dec.text(raw)
+        return raw if major == 2 else text(raw)
     if major == 4:
         out = []
         while True:
-            v = dec.item(depth + 1)
+            v = _item(b, s, depth + 1)
             if v is _BREAK:
                 return out
             out.append(v)
     d = {}
-    while dec.pair(d, depth):
+    while pair(b, s, d, depth):
         pass
     return d

@@ -228,3 +228,19 @@ def test_int_width_boundaries():
         assert cbor.loads(enc) == v
     assert cbor.dumps({2 ** 64 - 1: 1, 0: 2}) == bytes.fromhex("a200021bffffffffffffffff01")
     assert cbor.loads(cbor.dumps({2 ** 64: 1})) == {2 ** 64: 1}  # a bignum key: the ext path
+
+
+def test_error_messages_name_the_fault():
+    # a truncated text string is "truncated", not "invalid UTF-8"; a missing head byte
+    # and a missing 1-byte argument say where
+    for hx, want in (("63c3bc", "truncated: need 3 bytes at offset 1"),
+                     ("", "truncated at offset 0"), ("8118", "truncated at offset 2"),
+                     ("7f61c3ff", "invalid UTF-8"), ("7f6161", "truncated at offset 3"),
+                     ("1c", "reserved additional info 28 at offset 0"),
+                     ("a100", "map of 1 pairs exceeds the data")):
+        try:
+            cbor.loads(bytes.fromhex(hx))
+        except DecodeError as e:
+            assert str(e).startswith(want), (hx, str(e))
+        else:
+            raise AssertionError("accepted " + hx)
