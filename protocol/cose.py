@@ -35,14 +35,18 @@ MAX_SEQ = (1 << 40) - 1  # Partial IV is at most 5 bytes (as in OSCORE)
 def hmac_sha256(key, msg):
     if len(key) > 64:
         key = hashlib.sha256(key).digest()
-    # ipad | opad in one buffer, by a loop (each generator would be a code object in RAM)
-    pad = bytearray(b"\x36" * 64 + b"\x5c" * 64)
-    for i in range(len(key)):
-        pad[i] ^= key[i]
-        pad[64 + i] ^= key[i]
-    inner = hashlib.sha256(pad[:64])
+    # the pads by a loop (a generator would be a code object in RAM), in two 64-byte
+    # buffers: no 128-byte temporaries, which a fragmented heap may have no room for
+    ipad = bytearray(64)
+    opad = bytearray(64)
+    n = len(key)
+    for i in range(64):
+        k = key[i] if i < n else 0
+        ipad[i] = k ^ 0x36
+        opad[i] = k ^ 0x5C
+    inner = hashlib.sha256(ipad)
     inner.update(msg)
-    outer = hashlib.sha256(pad[64:])
+    outer = hashlib.sha256(opad)
     outer.update(inner.digest())
     return outer.digest()
 
