@@ -342,9 +342,13 @@ def deploy(port, board, device_id, key, registry=None, src=None, cache=None, log
     try:
         return _deploy_on(t, t0, port, board, board_path, device_id, key, registry, src, cache, log,
                           reset, consent, udp, wifi, cross)
-    except TransportError as e:
+    except (TransportError, UnicodeDecodeError) as e:
         # the board stopped answering mid-way (power cut, reset, cable): say so in one line;
-        # what was half-copied is recopied by the next deploy (the manifest went first)
+        # what was half-copied is recopied by the next deploy (the manifest went first).
+        # UnicodeDecodeError: mpremote decodes a command's error output as UTF-8, and a board
+        # cut mid-command answers with whatever its fresh boot printed (frames included).
+        if isinstance(e, UnicodeDecodeError):
+            e = TransportError("garbled answer")
         msg = str(e.args[0] if e.args else e).strip().splitlines()
         raise DeployError("lost the device mid-deploy (power cut or reset?): %s; run deploy again"
                           % (msg[-1] if msg else type(e).__name__))

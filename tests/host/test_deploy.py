@@ -206,3 +206,21 @@ def test_enospc_while_copying(board, src, tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(SerialTransport, "exec", exec_)
     code, _, err = run(capsys, *args(board, src, tmp_path))
     assert code == 2 and err.startswith("error: device filesystem full while writing")
+
+
+def test_garbled_answer_mid_deploy_is_a_lost_device(board, src, tmp_path, capsys, monkeypatch):
+    # A board cut mid-command answers with whatever its fresh boot prints; mpremote decodes
+    # a command's error output as UTF-8 and raises UnicodeDecodeError (seen in a CI run of
+    # tests/hil/test_faults.py). That must be the one-line "lost the device", not a traceback.
+    from mpremote.transport_serial import SerialTransport
+
+    real_exec = SerialTransport.exec
+
+    def exec_(self, code, *a, **kw):
+        if code.startswith("f.close()"):
+            b"\x00\xa3\xd1".decode()      # raises UnicodeDecodeError, as mpremote does
+        return real_exec(self, code, *a, **kw)
+    monkeypatch.setattr(SerialTransport, "exec", exec_)
+    code, _, err = run(capsys, *args(board, src, tmp_path))
+    assert code == 2 and "lost the device mid-deploy" in err and "garbled answer" in err, err
+    assert len(err.strip().splitlines()) == 1
