@@ -170,20 +170,27 @@ def _item(b, s, depth):
             raise DecodeError("map of %d pairs exceeds the data" % n)
         d = {}
         for _ in range(n):
-            # (cbor_ext.pair is the same for indefinite-length maps)
-            k = _item(b, s, depth + 1)
-            if k is _BREAK:
+            if not _pair(b, s, d, depth):
                 raise DecodeError("break inside a definite-length map")
-            if not isinstance(k, (int, str, bytes)):
-                _ext().check_key(k)
-            if k in d:
-                raise DecodeError("duplicate map key %r" % (k,))
-            v = _item(b, s, depth + 1)
-            if v is _BREAK:
-                raise DecodeError("break inside a map pair")
-            d[k] = v
         return d
     return _ext().tag(n, _item(b, s, depth + 1))
+
+
+def _pair(b, s, d, depth):
+    """One key/value pair of a map into d; False when the key is a break (which ends an
+    indefinite-length map: cbor_ext uses this too)."""
+    k = _item(b, s, depth + 1)
+    if k is _BREAK:
+        return False
+    if not isinstance(k, (int, str, bytes)):
+        _ext().check_key(k)
+    if k in d:
+        raise DecodeError("duplicate map key %r" % (k,))
+    v = _item(b, s, depth + 1)
+    if v is _BREAK:
+        raise DecodeError("break inside a map pair")
+    d[k] = v
+    return True
 
 
 def loads(data):

@@ -5,7 +5,7 @@
 # a peer sends such an item (which the message layer then rejects).
 import struct
 
-from protocol.cbor import _BREAK, _encode, _head, _item, _take
+from protocol.cbor import _BREAK, _encode, _head, _item, _pair, _take
 from protocol.errors import DecodeError
 
 _BIG = 0x10000000000000000
@@ -204,21 +204,6 @@ def text(raw):
         raise DecodeError("invalid UTF-8 in text string")
 
 
-def pair(b, s, d, depth):
-    k = _item(b, s, depth + 1)
-    if k is _BREAK:
-        return False
-    if not isinstance(k, (int, str, bytes)):
-        check_key(k)
-    if k in d:
-        raise DecodeError("duplicate map key %r" % (k,))
-    v = _item(b, s, depth + 1)
-    if v is _BREAK:
-        raise DecodeError("break inside a map pair")
-    d[k] = v
-    return True
-
-
 def simple(b, s, info):
     """Major type 7 other than false/true/null/break."""
     if info == 23:
@@ -261,6 +246,6 @@ def indefinite(b, s, major, depth):
                 return out
             out.append(v)
     d = {}
-    while pair(b, s, d, depth):
+    while _pair(b, s, d, depth):
         pass
     return d
