@@ -57,11 +57,11 @@ class Agent:
     woke: bool
 
     def __init__(self, board, prov, root="/", transport=None, sensor=None, button=None,
-                 verbose=True, est=None, start=True):
+                 verbose=True, est=None, ck=None, start=True):
         self.verbose = verbose
         # the parts are built by boot-only code that main.boot() drops once it ran
         from firmware import assemble
-        assemble.parts(self, board, prov, root, transport, sensor, button, est, start)
+        assemble.parts(self, board, prov, root, transport, sensor, button, est, ck, start)
 
     def start(self, name):
         """Count the boot and queue the hello (not after a deep-sleep wake). main.boot()

@@ -8,21 +8,30 @@ does not stay in RAM (its qstrs do: never freed).
 from firmware import store
 
 
-def estimator(path, board):
-    """The estimator saved in the agent's checkpoint at path (firmware/agent.py), else a
-    new one for the board's consumable (a missing, damaged or older checkpoint)."""
+def checkpoint(root):
+    """The agent's checkpoint record (firmware/agent.py), {} if there is none."""
+    return store.load(root + "state/est.json") or {}
+
+
+def capacity(board):
+    """The consumable's full quantity in its unit; 100 for "%"."""
+    c = board.get("consumable", {})
+    return 100.0 if c.get("unit", "%") == "%" else float(c.get("capacity", 100))
+
+
+def estimator(state, board):
+    """The estimator from its checkpointed state, else (none, damaged or an older format)
+    a new one for the board's consumable."""
     from firmware.estimator import Estimator
-    ck = store.load(path) or {}
-    if ck.get("est"):
+    if state:
         try:
-            return Estimator.restore(ck["est"])
+            return Estimator.restore(state)
         except (ValueError, TypeError, IndexError, KeyError):
             pass
-    c = board.get("consumable", {})
-    return Estimator(100 if c.get("unit", "%") == "%" else c.get("capacity", 100))
+    return Estimator(capacity(board))
 
 
-def parts(a, board, prov, root, transport, sensor, button, est, start):
+def parts(a, board, prov, root, transport, sensor, button, est, ck, start):
     """The parts that need the board file. With start False (main.boot()) it stops there,
     keeping only the few board sections finish() needs, so the caller can free the board
     file before finish() builds the rest (the boot's peak); else finish() and hello() follow."""
@@ -38,13 +47,11 @@ def parts(a, board, prov, root, transport, sensor, button, est, start):
     a._est_path = sd + "/est.json"
     a._cfg_path = sd + "/config.json"
     item = board.get("consumable", {})
-    cap = float(item.get("capacity", 100))
-    if item.get("unit", "%") == "%":
-        cap = 100.0
-    a.capacity = cap
-    # the estimator: main.boot() builds it before anything else (see there)
-    a.est = est if est is not None else estimator(a._est_path, board)
-    ck = store.load(a._est_path) or {}
+    cap = a.capacity = capacity(board)
+    # the checkpoint and the estimator: main.boot() reads and builds them first (see there)
+    if ck is None:
+        ck = checkpoint(root)
+    a.est = est if est is not None else estimator(ck.pop("est", None), board)
     # config: board defaults, then what config downlinks stored
     pw = board.get("power", {})
     pol = board.get("policy", {})

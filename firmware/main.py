@@ -41,10 +41,11 @@ def boot(root="/", transport=None, verbose=True):
     # The estimator's seven ring arrays (~2.4 KB, 336-byte blocks) are the largest objects
     # the agent keeps: built before the other parts, while the top of the heap is free.
     from firmware import assemble
-    est = assemble.estimator(root + "state/est.json", b)
-    a = Agent(b, prov, root, transport=transport, verbose=verbose, est=est, start=False)
+    ck = assemble.checkpoint(root)
+    est = assemble.estimator(ck.pop("est", None), b)   # its state out of ck: freed now
+    a = Agent(b, prov, root, transport=transport, verbose=verbose, est=est, ck=ck, start=False)
     name = b.get("name", "?")
-    del est, b, prov
+    del est, ck, b, prov
     gc.collect()
     assemble.finish(a)              # the rest of the parts, with the board file freed
     del assemble
