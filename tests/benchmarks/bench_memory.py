@@ -31,7 +31,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests/device"))
 from mputil import micropython_bin, mp32_cmd  # noqa: E402
+import memrun  # noqa: E402  (its KEY; the run itself is on MicroPython)
+from mptutil import agent_flash  # noqa: E402  (the board's flash files, written from the host)
 
 DRIVER = r"""
 import gc, sys
@@ -60,11 +63,7 @@ def run(mp, src, heap, cycles):
         mr = Path(src) / "memrun.mpy"
         shutil.copy(mr if mr.exists() else ROOT / "tests/device/memrun.py", flash)
         (flash / "drv.py").write_text(DRIVER)
-        # the board's flash, as tests/device/mptutil.py's agent_flash() writes it
-        (flash / "board.json").write_bytes((ROOT / "boards/virtual.json").read_bytes())
-        (flash / "provision.json").write_text(json.dumps({"device_id": "m1", "key": bytes(range(32)).hex(),
-                                                          "consent": 4}))
-        (flash / "sim.json").write_text(json.dumps({"speed": 0, "ctl": None, "refill_after_days": 2}))
+        agent_flash(str(flash) + "/", memrun.KEY, str(ROOT / "boards/virtual.json"))
         env = dict(os.environ, MICROPYPATH=".frozen")
         p = subprocess.run(mp + ["-X", "heapsize=" + heap, "drv.py", str(cycles)],
                            capture_output=True, text=True, env=env, cwd=str(flash), timeout=900)
@@ -81,14 +80,14 @@ def run(mp, src, heap, cycles):
 def build_mpy(dest, board="virtual"):
     """The .mpy files `consumables deploy` puts on `board` (same compiler flags), in dest."""
     from host_tools import deploy
-    lines = deploy.json.loads(deploy.board_file(board, ROOT).read_text())["memory"].get("source_lines", True)
+    lines = json.loads(deploy.board_file(board, ROOT).read_text())["memory"].get("source_lines", True)
     with tempfile.TemporaryDirectory() as cache:
         for remote, data in deploy.build(ROOT, cache, lines=lines).items():
             out = Path(dest) / remote.lstrip("/")
             out.parent.mkdir(parents=True, exist_ok=True)
             out.write_bytes(data)
     # the run's own code (tests/device/memrun.py) compiled the same way: it shares the heap
-    subprocess.run(deploy.mpy_cross_cmd() + ([] if lines else ["-X", "no-source-lines"])
+    subprocess.run(deploy.mpy_cross_cmd() + deploy.mpy_flags(lines)
                    + ["-s", "memrun.mpy", "-o", str(Path(dest) / "memrun.mpy"),
                       str(ROOT / "tests/device/memrun.py")], check=True)
 

@@ -3,7 +3,7 @@
 #
 # boot(root) boots a board's flash (board.json = boards/virtual.json, provision.json with
 # KEY, sim.json: manual clock, no control file, refill 2 days after empty; written by
-# bench_memory.py, or by tests/device/mptutil.py's agent_flash() on the board itself)
+# tests/device/mptutil.py's agent_flash(), on the board or from the host)
 # through firmware/main.py's own boot(), linked by the real serial transport to LoopUart,
 # the bridge in-process. run(agent, n) then does n cycles (read, filter, estimate, decide,
 # encode, store, send, ack) of 600 simulated seconds each.

@@ -29,7 +29,7 @@ def scratch(tag, end=""):
 def agent_flash(root, key, board_path="boards/virtual.json"):
     """Write a board's flash for tests/device/memrun.py: board.json, provision.json (device
     m1, `key`, full consent) and sim.json (manual clock, no control file, refill 2 days
-    after empty); tests/benchmarks/bench_memory.py writes the same from the host."""
+    after empty). tests/benchmarks/bench_memory.py calls it from the host (CPython)."""
     import json
     with open(board_path) as f:
         b = f.read()
