@@ -186,7 +186,7 @@ class VirtualBoard:
         self.ctl_path = os.path.abspath(ctl_path) if ctl_path else None
         self.micropython = micropython or micropython_bin()
         self.name = name or os.path.basename(self.pty_path)
-        self.boots = 0
+        self.boots = 0              # boots the firmware sees (power-on, resets, wake-ups)
         self.raw = False            # the port is in the raw REPL (tracked from the stream)
         self._proc = None
         self._inner = None          # master fd of the inner pty
@@ -324,7 +324,7 @@ class VirtualBoard:
         with open(os.path.join(self.flash_dir, "sim.json"), "w") as f:
             json.dump(sim, f)
 
-    def _spawn(self, cause, run_main):
+    def _spawn(self, cause, run_main, counted=True):
         master, slave = os.openpty()
         _set_inner_termios(slave)
         env = dict(os.environ, MICROPYPATH=self._tmp, VBOARD_RESET_CAUSE=str(cause),
@@ -342,7 +342,8 @@ class VirtualBoard:
         self._phase = "booting"
         self._in_frame, self._frame_len, self._scanned = False, 0, 0
         self._last_in = 0
-        self.boots += 1
+        if counted:  # boots the firmware could see; a quiet respawn is not one
+            self.boots += 1
         self._cause = cause
         self._boot_at = None
 
@@ -386,7 +387,7 @@ class VirtualBoard:
             # at its default; a board would just show the REPL, so come back quietly.
             if self.raw:
                 self._pending[:0] = b"\x01"
-            self._spawn(self._cause, run_main=False)  # not a reset the firmware should see
+            self._spawn(self._cause, run_main=False, counted=False)  # not a reset the firmware sees
         elif code == EXIT_DEEPSLEEP:
             self.raw = False
             self._spawn(DEEPSLEEP_RESET, run_main=True)

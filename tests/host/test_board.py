@@ -99,6 +99,21 @@ def test_power_cut_keeps_files(board, tmp_path):
     assert board.boots == boots + 1
 
 
+def test_sigint_between_runs_is_a_quiet_respawn(board):
+    # Under load a Ctrl-C can reach the unix port between two executions, where SIGINT
+    # still kills it; a board would just show its REPL, so the relay respawns the port
+    # without counting a boot or changing the reset cause the firmware reads.
+    mpremote(board.pty_path, "exec", "print(1)")
+    boots = board.boots
+    assert board.wait_ready(5)
+    pid = board._proc.pid
+    os.kill(pid, signal.SIGINT)
+    assert wait_for(lambda: board._proc is not None and board._proc.pid != pid)
+    out = mpremote(board.pty_path, "resume", "exec", "import machine; print(machine.reset_cause())")
+    assert out.strip() == "5"  # still the SOFT_RESET of the last mpremote connect
+    assert board.boots == boots
+
+
 def test_deepsleep_restarts_with_main(board, tmp_path):
     flash = tmp_path / "flash"
     (flash / "main.py").write_text("import machine\nopen('/wake.txt', 'a').write(str(machine.reset_cause()))\n")
