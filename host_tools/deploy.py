@@ -354,14 +354,26 @@ def deploy(port, board, device_id, key, registry=None, src=None, cache=None, log
         # cut mid-command answers with whatever its fresh boot printed (frames included).
         if isinstance(e, UnicodeDecodeError):
             e = TransportError("garbled answer")
-        msg = str(e.args[0] if e.args else e).strip().splitlines()
         raise DeployError("lost the device mid-deploy (power cut or reset?): %s; run deploy again"
-                          % (msg[-1] if msg else type(e).__name__))
+                          % _lost_reason(e))
     finally:
         try:
             t.close()
         except Exception:
             pass
+
+
+def _lost_reason(e):
+    """mpremote's own sentence, without the board's output it quotes as a bytes repr: after
+    a cut that is a fresh boot's banner, maybe a traceback of a half-copied firmware."""
+    lines = str(e.args[0] if e.args else e).strip().splitlines()
+    if not lines:
+        return type(e).__name__
+    said, sep, output = lines[-1].partition(": b")
+    if sep and output[:1] in ("'", '"'):
+        rebooted = "MicroPython v" in output or "soft reboot" in output
+        return said + ("; the board rebooted" if rebooted else "")
+    return said
 
 
 def _deploy_on(t, t0, port, board, board_path, device_id, key, registry, src, cache, log, reset,

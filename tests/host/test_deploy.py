@@ -224,3 +224,25 @@ def test_garbled_answer_mid_deploy_is_a_lost_device(board, src, tmp_path, capsys
     code, _, err = run(capsys, *args(board, src, tmp_path))
     assert code == 2 and "lost the device mid-deploy" in err and "garbled answer" in err, err
     assert len(err.strip().splitlines()) == 1
+
+
+def test_reboot_output_mid_deploy_is_summed_up(board, src, tmp_path, capsys, monkeypatch):
+    # mpremote quotes what the board said as a bytes repr; after a cut that is a fresh boot,
+    # maybe with the traceback of a half-copied firmware (seen in a CI run of test_faults).
+    # The one-line error keeps mpremote's sentence and says the board rebooted, no dump.
+    from mpremote.transport import TransportError
+    from mpremote.transport_serial import SerialTransport
+
+    real_exec = SerialTransport.exec
+    said = (b"MicroPython v1.29.0; virtual board\nTraceback (most recent call last):\n"
+            b"  File \"firmware/main.mpy\", line 1, in boot\nValueError: incompatible .mpy file\n>>> ")
+
+    def exec_(self, code, *a, **kw):
+        if code.startswith("f.close()"):
+            raise TransportError("could not complete raw paste: {}".format(said))
+        return real_exec(self, code, *a, **kw)
+    monkeypatch.setattr(SerialTransport, "exec", exec_)
+    code, _, err = run(capsys, *args(board, src, tmp_path))
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert "could not complete raw paste; the board rebooted; run deploy again" in err, err
+    assert "Traceback" not in err and "MicroPython v" not in err
