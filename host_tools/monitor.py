@@ -19,7 +19,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from host_tools.store import Store, StoreError, status_path
+from host_tools.store import NotReady, Store, StoreError, status_path
 from protocol import messages, schema
 
 COUNTER_ORDER = ("frames", "stored", "duplicates", "acks", "forwarded", "queued", "uplink_errors", "noise",
@@ -67,6 +67,14 @@ def snapshot(db) -> tuple[list, dict | None]:
     finally:
         store.close()
     return devices, read_status(db)
+
+
+def screen(db):
+    """The live view: a bridge that is still creating its database is waited for."""
+    try:
+        return render(*snapshot(db))
+    except NotReady as e:
+        return Text(str(e))
 
 
 def render(devices: list, status: dict | None, now: float | None = None):
@@ -130,10 +138,10 @@ def main_monitor(argv=None) -> int:
         if a.once:
             console.print(render(*snapshot(a.db)))
             return 0
-        with Live(render(*snapshot(a.db)), console=console, refresh_per_second=4) as live:
+        with Live(screen(a.db), console=console, refresh_per_second=4) as live:
             while True:
                 time.sleep(a.interval)
-                live.update(render(*snapshot(a.db)))
+                live.update(screen(a.db))
     except (StoreError, sqlite3.Error) as e:
         print("%s: error: %s" % (prog, e), file=sys.stderr)
         return 2

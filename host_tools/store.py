@@ -18,6 +18,7 @@ own connection, and busy_timeout lets writers from several processes take turns.
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 import threading
 import time
@@ -49,12 +50,18 @@ CREATE TABLE IF NOT EXISTS audit(
   id INTEGER PRIMARY KEY AUTOINCREMENT, at REAL NOT NULL, device TEXT NOT NULL,
   what TEXT NOT NULL, detail TEXT NOT NULL);
 """
+TABLES = frozenset(re.findall(r"CREATE TABLE IF NOT EXISTS (\w+)", SCHEMA))
+
 
 DOWN_SEQ_LEASE = 64   # downlink seqs handed out per persisted lease (one commit per 64 acks/commands)
 
 
 class StoreError(Exception):
     pass
+
+
+class NotReady(StoreError):
+    """The database file exists but the bridge has not finished creating its tables."""
 
 
 def consent_is_lowering(level, floor) -> bool:
@@ -97,6 +104,17 @@ class Store:
             # mode=ro: the monitor can never write, even by accident
             self.db = sqlite3.connect("file:%s?mode=ro" % Path(self.path).resolve(), uri=True,
                                       isolation_level=None, check_same_thread=False, timeout=5)
+            # The bridge creates the file, then its tables one by one (the schema script
+            # autocommits per statement): a reader that starts with it can see a part.
+            try:
+                have = {r[0] for r in self.db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+            except sqlite3.Error as e:
+                self.db.close()
+                raise StoreError("cannot open database %s: %s" % (self.path, e)) from None
+            if not TABLES <= have:
+                self.db.close()
+                raise NotReady("bridge database %s is not ready yet (the bridge is still creating it)"
+                               % self.path)
             return
         if not create and not Path(self.path).exists():
             raise StoreError("no bridge database at %s (start the bridge or pass --db)" % self.path)

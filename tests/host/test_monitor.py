@@ -40,3 +40,43 @@ def test_monitor_missing_db_exit_2(tmp_path, capsys):
 def test_tte_text():
     assert tte_text({"tte_h": 30, "tte_err_h": 5}) == "30h ± 5h"
     assert tte_text({}) == "-"
+
+
+def partial_db(path):
+    # what a reader sees while the bridge is creating its database: the file and the
+    # first tables, not yet the rest
+    import sqlite3
+    from host_tools.store import SCHEMA
+    con = sqlite3.connect(path)
+    con.execute(SCHEMA.split(";")[0])
+    con.commit()
+    con.close()
+
+
+def test_monitor_db_being_created_is_not_ready(tmp_path, capsys):
+    db = tmp_path / "b.sqlite"
+    partial_db(db)
+    assert main_monitor(["--db", str(db), "--once"]) == 2
+    err = capsys.readouterr().err
+    assert "not ready yet" in err and "Traceback" not in err
+    # the live view and the demo wait for it instead of ending
+    from host_tools import demo, monitor
+    from rich.console import Console
+    console = Console(width=120, record=True)
+    console.print(monitor.screen(str(db)), demo.view(db, ["deployed"]))
+    text = console.export_text()
+    assert "not ready yet" in text and "waiting for the bridge to start" in text
+    # once the bridge has opened it, the same file shows its devices
+    b = Bridge(db, reg.Registry(make_registry(tmp_path)), [], [], log=lambda *a, **k: None)
+    b.core.handle_chunk(frame(1, HELLO)[1:-1], Replies())
+    b.store.close()
+    console.print(monitor.screen(str(db)))
+    assert "dev1" in console.export_text()
+
+
+def test_monitor_not_a_database_exit_2(tmp_path, capsys):
+    db = tmp_path / "b.sqlite"
+    db.write_bytes(b"this is not an sqlite file, it is text\n" * 100)
+    assert main_monitor(["--db", str(db), "--once"]) == 2
+    err = capsys.readouterr().err
+    assert "cannot open database" in err and "Traceback" not in err
