@@ -9,7 +9,11 @@ verifies and acks every frame; then N cycles of read, filter, estimate, decide, 
 store, send. Printed: heap in use before boot (the harness and the protocol modules),
 after gc.collect() once booted, after warm-up and at the end (growth = end - warm), the
 most one cycle allocates (garbage included; every cycle is followed by gc.collect(), as
-in firmware/main.py's loop), the time per cycle (collection included), the smallest heap that boots
+in firmware/main.py's loop), the peak heap in use (gc.mem_alloc() at the end of the
+busiest cycle, before its collection: live data plus that cycle's garbage, at the main
+run's large heap), the time per cycle (collection included) at that heap and at a
+board-sized one (--time-heap: collection then also runs inside the busy cycles; a larger
+heap costs more per collection), the smallest heap that boots
 and runs all cycles (bisected in 2 KB steps, confirmed over the full run) and whether the
 target, 64K, works.
 
@@ -17,7 +21,7 @@ Two runtimes, side by side: the x86_64 unix port (64-bit: pointers, object heade
 blocks twice an ESP32's) and the same unix port built for wasm32 (32-bit, like an ESP32),
 run under Node by tests/mp32 (set up on first use; skipped with a note if node is missing).
 
-  python tests/benchmarks/bench_memory.py [--cycles 10000] [--heap 512K] [--bisect-cycles 2000] [--no-32]
+  python tests/benchmarks/bench_memory.py [--cycles 10000] [--heap 1024K] [--time-heap 128K] [--bisect-cycles 2000] [--no-32]
 """
 import argparse
 import json
@@ -45,8 +49,8 @@ gc.collect()
 code = gc.mem_alloc()
 a, tr = memrun.boot("")  # the flash is the working directory, as a board's is its root
 boot = gc.mem_alloc()
-warm, end, alloc, us = memrun.run(a, int(sys.argv[1]))
-print("RESULT", code, boot, warm, end, alloc, us)
+warm, end, alloc, us, peak = memrun.run(a, int(sys.argv[1]))
+print("RESULT", code, boot, warm, end, alloc, us, peak)
 """
 
 
@@ -93,7 +97,7 @@ def build_mpy(dest, board="virtual"):
 
 
 def ok(r):
-    return len(r) == 6 and isinstance(r[0], int)
+    return len(r) == 7 and isinstance(r[0], int)
 
 
 def smallest_heap(mp, src, cycles, lo=32, hi=256, step=2):  # mp: the command, a list
@@ -112,7 +116,9 @@ def smallest_heap(mp, src, cycles, lo=32, hi=256, step=2):  # mp: the command, a
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--cycles", type=int, default=10000)
-    ap.add_argument("--heap", default="512K", help="heap of the main run (figures): large, so no collection runs inside a cycle")
+    ap.add_argument("--heap", default="1024K", help="heap of the main run (figures): large, so no collection runs inside a cycle")
+    ap.add_argument("--time-heap", default="128K",
+                    help="heap of a second run for the time per cycle: board-sized, so collections run inside the busy cycles")
     ap.add_argument("--bisect-cycles", type=int, default=2000,
                     help="cycles per bisection run (the result is confirmed with --cycles)")
     ap.add_argument("--no-32", action="store_true", help="skip the 32-bit (wasm32) runtime")
@@ -137,9 +143,12 @@ def main():
                 while mn is not None and mn <= 256 and not ok(run(mp, src, "%dK" % mn, a.cycles)):
                     mn += 2   # confirm over the full run
                 at64 = run(mp, src, "64K", a.cycles)
-                cols[name] = (r, mn, at64)
+                small = run(mp, src, a.time_heap, a.cycles)
+                cols[name] = (r, mn, at64, small)
         rows = (("heap before boot (B)", 0), ("heap after boot (B)", 1), ("most allocated in a cycle (B)", 4),
+                ("peak heap, garbage incl. (B)", 6),
                 ("growth over run (B)", None), ("time per cycle (us)", 5))
+        rows = [(lab.replace("time per cycle", "time per cycle at %s" % a.heap), i) for lab, i in rows]
         fmt = "%-28s" + " %13s" * len(names)
         print(fmt % ("", *names))
         for label, i in rows:
@@ -153,6 +162,8 @@ def main():
                 else:
                     vals.append(str(r[i]))
             print(fmt % (label, *vals))
+        print(fmt % ("time per cycle at %s (us)" % a.time_heap, *[
+            str(cols[n][3][5]) if ok(cols[n][3]) else "failed" for n in names]))
         print(fmt % ("smallest working heap", *[
             "%dK" % cols[n][1] if cols[n][1] else ">256K" for n in names]))
         print(fmt % ("%d cycles at 64K (target)" % a.cycles, *[

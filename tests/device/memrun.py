@@ -64,12 +64,14 @@ def boot(root):
 
 def run(a, n):
     """n cycles, each followed by gc.collect() as firmware/main.py's loop does ->
-    (warm, end, alloc, us per cycle): heap in use after min(1000, n // 2) cycles and at the
-    end, and the most one cycle allocated (garbage included: MicroPython boxes every float
-    result, and the estimator's refit is float arithmetic over its ring)."""
+    (warm, end, alloc, us per cycle, peak): heap in use after min(1000, n // 2) cycles and
+    at the end, the most one cycle allocated (garbage included: MicroPython boxes every
+    float result, and the estimator's refit is float arithmetic over its ring), and the
+    peak of gc.mem_alloc(), read at each cycle's end before its collection (with a heap
+    too large to collect inside a cycle: live data plus that cycle's garbage)."""
     from firmware import hal
     w = hal.world()
-    alloc = 0
+    alloc = peak = 0
     gc.collect()
     warm = before = gc.mem_alloc()
     t0 = time.ticks_us()
@@ -80,9 +82,11 @@ def run(a, n):
         m = gc.mem_alloc() - before
         if m > alloc:
             alloc = m
+        if m + before > peak:
+            peak = m + before
         gc.collect()
         before = gc.mem_alloc()
         if i == min(1000, n // 2):
             warm = before
     dt = time.ticks_diff(time.ticks_us(), t0)
-    return warm, before, alloc, dt // max(n, 1)
+    return warm, before, alloc, dt // max(n, 1), peak

@@ -23,7 +23,7 @@ def test_10000_cycles_no_growth():
     root = scratch("mem", "/")
     agent_flash(root, memrun.KEY)
     a, tr = memrun.boot(root)
-    warm, end, alloc, us = memrun.run(a, 10000)
+    warm, end, alloc, us, peak = memrun.run(a, 10000)
     print("warm", warm, "end", end, "sent", tr.n, "episode", a.est.episode)
     assert end - warm <= 64, (warm, end)        # a stray float/tuple at most, no leak
     assert tr.n > 1500 and len(a.outbox) == 0 and a.est.episode >= 1

@@ -36,8 +36,8 @@ def test_agent_10000_cycles_in_64k_on_32bit(mp32):
         bench_memory.build_mpy(tmp)
         r = bench_memory.run(mp32, Path(tmp), HEAP_32, 10000)
     assert bench_memory.ok(r), r     # no MemoryError in boot or in any of the 10,000 cycles
-    code, boot, warm, end, alloc, us = r
+    code, boot, warm, end, alloc, us, peak = r
     print("32-bit .mpy at %s: boot %d B, growth %d B, at most %d B allocated in a cycle, "
-          "%d us/cycle" % (HEAP_32, boot, end - warm, alloc, us))
+          "peak %d B, %d us/cycle" % (HEAP_32, boot, end - warm, alloc, peak, us))
     assert end - warm <= 64, (warm, end)     # no leak: a stray float at most
     assert boot < 64 * 1024
