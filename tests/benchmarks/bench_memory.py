@@ -147,8 +147,7 @@ def main():
                 cols[name] = (r, mn, at64, small)
         rows = (("heap before boot (B)", 0), ("heap after boot (B)", 1), ("most allocated in a cycle (B)", 4),
                 ("peak heap, garbage incl. (B)", 6),
-                ("growth over run (B)", None), ("time per cycle (us)", 5))
-        rows = [(lab.replace("time per cycle", "time per cycle at %s" % a.heap), i) for lab, i in rows]
+                ("growth over run (B)", None), ("time per cycle at %s (us)" % a.heap, 5))
         fmt = "%-28s" + " %13s" * len(names)
         print(fmt % ("", *names))
         for label, i in rows:
