@@ -4,6 +4,13 @@ A file `tests/**/mpt_NAME.py` holds plain `test_*` functions written for MicroPy
 The file is run once per runtime by tests/mp_runner.py and each function is reported
 as its own pytest item, e.g. `mpt_cbor.py::test_roundtrip[micropython]`.
 
+"micropython" means both MicroPython interpreters: PyPI's unix port (64-bit, double
+floats; items `[micropython]`) and the ESP32-shaped build of the same port (32-bit,
+single-precision floats as on an ESP32; items `[mp32]`, built by tests/mp32/setup). A
+file runs on both unless its header names one of them alone (`# runtimes: mp32`).
+Where the ESP32-shaped binary is not built its items are skipped, except under CI=true,
+where they fail: CI must never pass without them.
+
 Header comments (in the first 20 lines) configure a file:
   # runtimes: micropython cpython   (default: micropython only)
   # heapsize: 64K                    (default 64K: an ESP32 without PSRAM has ~100 KB free)
@@ -18,7 +25,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from mputil import ROOT, micropython_bin  # noqa: E402
+from mputil import ROOT, micropython_bin, mp32_bin, mp32_missing  # noqa: E402
 
 RUNNER = Path(__file__).resolve().parent / "mp_runner.py"
 
@@ -47,14 +54,18 @@ class MpFile(pytest.File):
         names = sorted(n.name for n in tree.body if isinstance(n, ast.FunctionDef) and n.name.startswith("test_"))
         self._opts = opts
         self._results = {}
+        runtimes = []
         for rt in opts["runtimes"].split():
+            runtimes += ["micropython", "mp32"] if rt == "micropython" else [rt]
+        for rt in runtimes:
             for name in names:
                 yield MpItem.from_parent(self, name="%s[%s]" % (name, rt), fn=name, runtime=rt)
 
     def results(self, runtime):
         if runtime not in self._results:
-            if runtime == "micropython":
-                cmd = [micropython_bin(), "-X", "heapsize=" + self._opts["heapsize"]]
+            if runtime in ("micropython", "mp32"):
+                binary = micropython_bin() if runtime == "micropython" else mp32_bin()
+                cmd = [binary, "-X", "heapsize=" + self._opts["heapsize"]]
             else:
                 cmd = [sys.executable]
             cmd += [str(RUNNER), str(ROOT), str(self.path)]
@@ -81,6 +92,10 @@ class MpItem(pytest.Item):
         self.runtime = runtime
 
     def runtest(self):
+        if self.runtime == "mp32" and mp32_missing():
+            if os.environ.get("CI"):
+                raise MpFailure(self.fn, mp32_missing(), "", "")
+            pytest.skip(mp32_missing())
         res, out, err, rc = self.parent.results(self.runtime)
         if "*" in res:
             raise MpFailure(self.fn, res["*"][1], out, err)

@@ -27,7 +27,7 @@ HEAP_32 = "64K"      # the target (boards/virtual.json memory.heap_budget: 65536
 def mp32():
     cmd = mp32_cmd()
     if cmd is None:
-        pytest.skip("32-bit MicroPython unavailable: tests/mp32/setup needs node (>= 18)")
+        pytest.skip("ESP32-shaped MicroPython not built: run tests/mp32/setup")
     return cmd
 
 
