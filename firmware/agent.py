@@ -118,7 +118,7 @@ class Agent:
         if fill is not None and fill > 100:
             fill = 100
         self.last = (rem, fill, tte)
-        self.usage.update(est.consumed_total())
+        self.usage.update(est.consumed_milli())
         if est.refilled:
             self._try(pol.refilled, ep, rem or 0)
             self._report_usage(t, ep)

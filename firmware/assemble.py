@@ -25,10 +25,24 @@ def estimator(state, board):
     from firmware.estimator import Estimator
     if state:
         try:
+            if state[0] == 3:
+                state = _est_v3(state)
             return Estimator.restore(state)
         except (ValueError, TypeError, IndexError, KeyError):
             pass
     return Estimator(capacity(board))
+
+
+def _est_v3(st):
+    """Firmware 0.3.0's estimator checkpoint (v3) as v4: the metered total was a float in
+    units in slot 20 of the state array; v4 keeps it as an int of milli-units after the
+    episode counters and only the uncounted fraction in slot 20."""
+    from array import array
+    from binascii import a2b_base64, b2a_base64
+    s = array("d", a2b_base64(st[6]))
+    n = s[20] * 1000
+    s[20] = n - int(n)
+    return [4] + st[1:6] + [int(n), b2a_base64(bytes(s)).strip()] + st[7:]
 
 
 def parts(a, board, prov, root, transport, sensor, button, est, ck, start):

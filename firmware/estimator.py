@@ -41,7 +41,10 @@
 # Numbers: ESP32 MicroPython floats are 32-bit, so times are kept as offsets from the first
 # sample and sums are centred before squaring. t0 itself stays an exact attribute (an int
 # when t is), outside the float array below: ``t - t0`` is then int arithmetic and exact,
-# where a float32 t0 would be off by up to a minute. ``episode`` and ``rejected`` stay int
+# where a float32 t0 would be off by up to a minute. The metered usage is an int too
+# (``consumed``, milli-units; only the fraction not yet counted is a float): a float32
+# total of 20 kg has a resolution of 2 g, and 0.4 summed from float32 steps is 0.39999998,
+# which truncates to 399 milli-units where 400 were used. ``episode`` and ``rejected`` stay int
 # attributes too: public names (qstrs anyway), small ints (never boxed).
 #
 # Heap: all other state (parameters, level filter, fit results, open bucket, held outliers)
@@ -67,7 +70,7 @@ from math import nan, sqrt
 from firmware.compat import const
 
 _DAY = const(86400)
-_STATE_V = const(3)
+_STATE_V = const(4)    # v4: consumed milli-units as an int (v3 is migrated by restore)
 _SD_MAD = 0.8862  # sigma of one reading = _SD_MAD * E|difference of two readings| (normal noise)
 
 # Slots of the state array self._s. Parameters (fixed after __init__):
@@ -92,7 +95,7 @@ _RSIG = const(16)
 _SDEV = const(17)
 _VALID = const(18)     # 1 once the fit spans min_span_s
 _SEG = const(19)       # segment id of the open bucket, 0..0xFFFF
-_CONSUMED = const(20)  # consumed_total()
+_CONSUMED = const(20)  # carry of consumed_milli(): milli-units not yet counted, in [0, 1)
 _ANCHOR = const(21)    # metering: lowest smoothed level since the last rise
 _NACC = const(22)      # accepted readings
 _QPREV = const(23)     # last accepted reading (NaN: none) and its time
@@ -116,7 +119,7 @@ class Estimator:
                  min_span_s=86400, noise0=0.005):
         c = self.capacity = float(capacity)
         n = int(nbuckets)
-        self.episode = self.rejected = 0
+        self.episode = self.rejected = self.consumed = 0
         self.refilled = False
         self._t0 = None  # time of the first sample; exact, see Numbers above
         s = self._s = array("d", bytes(8 * _NS))
@@ -213,9 +216,10 @@ class Estimator:
         rel = s[_BANDZ] * sqrt((P + s[_SDEV] ** 2) / (L * L) + (sr / r) ** 2)
         return (d, d / (1 + rel), d / (1 - rel) if rel < 1 else None)
 
-    def consumed_total(self):
-        # sum of decreases of the smoothed level, across refills (usage metering)
-        return self._s[_CONSUMED]
+    def consumed_milli(self):
+        # sum of decreases of the smoothed level, across refills (usage metering), in
+        # milli-units: an int, exact on float32 boards
+        return self.consumed
 
     # ---------------------------------------------------------------- persistence
     def state(self):
@@ -223,19 +227,20 @@ class Estimator:
         # four bucket-ring arrays as base64 of their bytes: exact, short, and streamed.
         # Estimator.restore(the list read back) rebuilds an equivalent object.
         return [_STATE_V, self.capacity, len(self._bt), self._t0, self.episode, self.rejected,
-                self._s, self._bt, self._bq, self._bw, self._bg]
+                self.consumed, self._s, self._bt, self._bq, self._bw, self._bg]
 
     @classmethod
     def restore(cls, st):
         # ValueError for another layout (an older firmware's): the caller starts afresh
+        # (firmware/assemble.py migrates firmware 0.3.0's v3 before this)
         if not st or st[0] != _STATE_V:
             raise ValueError("estimator state version")
         e = cls(st[1], nbuckets=st[2])
-        e._t0, e.episode, e.rejected = st[3:6]
+        e._t0, e.episode, e.rejected, e.consumed = st[3:7]
         # the state array brings the parameters back too
-        for a, tc, v in zip((e._s, e._bt, e._bq, e._bw, e._bg), "dfffH", st[6:]):
-            for i, x in enumerate(array(tc, a2b_base64(v))):
-                a[i] = x
+        for a, tc, x in zip((e._s, e._bt, e._bq, e._bw, e._bg), "dfffH", st[7:]):
+            for i, y in enumerate(array(tc, a2b_base64(x))):
+                a[i] = y
         return e
 
     # ---------------------------------------------------------------- internals
@@ -287,7 +292,10 @@ class Estimator:
         s = self._s
         a = s[_ANCHOR]
         if L < a:
-            s[_CONSUMED] += a - L
+            n = (a - L) * 1000 + s[_CONSUMED]
+            i = int(n)
+            self.consumed += i
+            s[_CONSUMED] = n - i
             s[_ANCHOR] = L
         elif L > a + s[_GMIN] * self.capacity:
             s[_ANCHOR] = L

@@ -1,4 +1,5 @@
 # runtimes: micropython cpython
+# heapsize: 80K  (64-bit compiling estimator.py and this file from source; the agent's 64 KB budget is test_memory32's, on the 32-bit port)
 # Depletion estimator (firmware/estimator.py): behaviour, persistence, memory, accuracy.
 import gc
 
@@ -150,7 +151,7 @@ def test_state_restore_roundtrip():
         assert e.tte() == f.tte(), (e.tte(), f.tte())
         assert e.remaining() == f.remaining() and e.rate_sigma() == f.rate_sigma()
     assert e.episode == f.episode == 1 and e.rejected == f.rejected
-    assert e.consumed_total() == f.consumed_total()
+    assert e.consumed_milli() == f.consumed_milli()
 
 
 def test_restore_keeps_parameters():
@@ -173,7 +174,7 @@ def test_restore_keeps_parameters():
         for x in (f, g):
             x.update(T0 + i * STEP, q)
         assert f.tte() == g.tte() and f.remaining() == g.remaining(), i
-    assert f.capacity == CAP and len(f.state()[7]) == 40
+    assert f.capacity == CAP and len(f.state()[8]) == 40
 
 
 def test_restore_rejects_other_layout():
@@ -193,7 +194,7 @@ def test_instance_is_small():
     # qstr (RAM for good on a board) and a slot in the instance dict
     e = Estimator(CAP)
     _feed(e, 0, 200, _lin(CAP, 4.0))
-    assert len(e.__dict__) <= 13, sorted(e.__dict__)
+    assert len(e.__dict__) <= 14, sorted(e.__dict__)   # 14: the int usage total
 
 
 def test_consumed_total_monotonic_across_refill():
@@ -203,7 +204,7 @@ def test_consumed_total_monotonic_across_refill():
     last = 0.0
     for i in range(25 * 48):
         e.update(T0 + i * STEP, lvl(i) + rng.u(-2, 2))
-        c = e.consumed_total()
+        c = e.consumed_milli() / 1000
         assert c >= last, (i, c, last)
         last = c
     true = 4.0 * (25 * 48 - 1) / 48
