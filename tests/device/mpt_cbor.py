@@ -5,7 +5,11 @@ from protocol import cbor
 from protocol.errors import DecodeError, ProtocolError
 from protocol.cbor import Tag, Simple, UNDEFINED
 
+import struct
 INF = float("inf")
+# 2**-14 from its bits: MicroPython's float32 parser reads the literal 0.00006103515625
+# 1 ulp off (6.1035152e-05), so the literal would test the parser, not the codec
+TWO_M14 = struct.unpack(">f", bytes.fromhex("38800000"))[0]
 NAN = float("nan")
 
 # (hex, value, deterministic): deterministic means dumps(value) must give these bytes
@@ -20,7 +24,7 @@ APPENDIX_A = [
     ("f90000", 0.0, 1), ("f98000", -0.0, 1), ("f93c00", 1.0, 1), ("fb3ff199999999999a", 1.1, 1),
     ("f93e00", 1.5, 1), ("f97bff", 65504.0, 1), ("fa47c35000", 100000.0, 1),
     ("fa7f7fffff", 3.4028234663852886e+38, 1), ("fb7e37e43c8800759c", 1.0e+300, 1),
-    ("f90001", 5.960464477539063e-8, 1), ("f90400", 0.00006103515625, 1), ("f9c400", -4.0, 1),
+    ("f90001", 5.960464477539063e-8, 1), ("f90400", TWO_M14, 1), ("f9c400", -4.0, 1),
     ("fbc010666666666666", -4.1, 1), ("f97c00", INF, 1), ("f97e00", NAN, 1), ("f9fc00", -INF, 1),
     ("fa7f800000", INF, 0), ("fa7fc00000", NAN, 0), ("faff800000", -INF, 0),
     ("fb7ff0000000000000", INF, 0), ("fb7ff8000000000000", NAN, 0), ("fbfff0000000000000", -INF, 0),
@@ -48,6 +52,14 @@ APPENDIX_A = [
 ]
 
 
+# An ESP32's floats are single precision (MICROPY_FLOAT_IMPL_FLOAT): a literal such as 1.1
+# is already the nearest float32 there, so its shortest encoding is 4 bytes, and 1.0e300
+# is inf. These are the encodings of the float32 values (checked with cbor2, canonical).
+F32 = 16777217.0 == 16777216.0
+F32_ENC = {"fb3ff199999999999a": "fa3f8ccccd", "fb7e37e43c8800759c": "f97c00",
+           "fbc010666666666666": "fac0833333", "c1fb41d452d9ec200000": "c1fa4ea296cf"}
+
+
 def same(a, b):
     if isinstance(a, float) and isinstance(b, float):
         if a != a:
@@ -71,6 +83,8 @@ def test_appendix_a_encode_deterministic():
     n = 0
     for hx, value, det in APPENDIX_A:
         if det:
+            if F32:
+                hx = F32_ENC.get(hx, hx)
             got = cbor.dumps(value).hex()
             assert got == hx, "%r encoded as %s, want %s" % (value, got, hx)
             n += 1
