@@ -26,7 +26,7 @@ from firmware.compat import const
 # slots of World.data, as in simworld.py
 _NOISE = const(0)   # then spike, dropout
 _LEVEL = const(4)
-_SIM = const(6)
+_ISEC = const(5)    # slot of World.ints: the clock
 
 
 def run(w, line=None):
@@ -65,7 +65,7 @@ def run(w, line=None):
             elif k > 6:
                 s[_NOISE + k - 7] = a
             else:
-                w.level(s[_SIM])   # consumption up to now at the old values first
+                w.level(w.ints[_ISEC])   # consumption up to now at the old values first
                 if k == 1:
                     w.refill(a)
                 elif k == 3:

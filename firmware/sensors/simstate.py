@@ -1,12 +1,15 @@
 """The simulated world across power cuts, and an emulated full flash (virtual board only;
 loaded only when used, so the World itself stays small).
 
-State file (World cfg "state", relative to the flash directory): 12 doubles, the host's
-wall clock, the speed, the configured speed, the rate, the refill count, then World.data's
-first slots (noise, spike, dropout, consumption time, level, empty-since, clock). Saved at
-start and after every control command; consumption in between is a function of time, so a
-reboot resumes the same world (time went on while the power was off) and never looks like
-a refill. A missing or unreadable file starts a fresh world.
+State file (World cfg "state", relative to the flash directory): 8 floats (speed, the
+configured speed, rate, then World.data's noise, spike and dropout, the level and the
+empty-since time) as doubles, then 8 uint32s (the host's wall clock in s and ms, the refill count,
+World.ints' clock seconds and milliseconds, consumption time, next refill slot, the clock
+at the last power-on). Saved at start and after every control command; consumption in
+between is a function of time, so a reboot resumes the same world (time went on while
+the power was off) and never looks like a refill. A missing or unreadable file (or one
+of another layout) starts a fresh world. Integers stay integers: on a float32 port an
+array("d") rounds every value through a float32 (time.time() to 128 s).
 
 `flash N` (a control command) emulates a flash with N more free bytes: a store write beyond
 it raises OSError(ENOSPC) as LittleFS does; `flash` alone lifts the limit.
@@ -16,46 +19,59 @@ import time
 from array import array
 from firmware.compat import const
 
-# slots of World.data, as in simworld.py: the file keeps 0.._SIM
-_T = const(3)
-_SIM = const(6)
+# slots of World.data and World.ints, as in simworld.py
+_NOISE = const(0)
+_LEVEL = const(4)
+_EMPTY = const(5)
 _SPEED = const(15)
-_RI = const(29)
-_H = const(5)        # doubles before them in the file
+_ISEC = const(5)
+_IMS = const(6)
+_IT = const(7)
+_IRI = const(8)
+_IRTC = const(9)
 
 _real = None   # store.write_file before flash() wrapped it
 
 
 def boot(w):
     """Resume the world from its state file, or start the file."""
-    s = w.data
-    st = array("d", range(_H + _SIM + 1))
+    s, n = w.data, w.ints
+    f8, u4 = array("d", range(8)), array("I", range(8))
     try:
         with open(w.state, "rb") as f:
-            if f.readinto(st) != len(st) * 8 or f.read(1):
+            if f.readinto(f8) != 64 or f.readinto(u4) != 32 or f.read(1):
                 raise ValueError
     except (OSError, ValueError):
         save(w)
         return
-    s[0:_SIM + 1] = st[_H:]
-    s[_SIM] += max(0.0, time.time() - st[0]) * st[1]   # time went on
-    w.rate = st[3]
-    w.refill_count = int(st[4])
-    if st[2] == s[_SPEED]:   # else the board was restarted with a new speed
-        w.speed = st[1]
-    i = int(s[_RI])
-    while i < len(s) and s[i] <= s[_T]:   # scheduled refills that are past
+    s[_NOISE:_NOISE + 3] = f8[3:6]
+    s[_LEVEL], s[_EMPTY] = f8[6], f8[7]
+    n[_ISEC:_IRTC + 1] = u4[3:]
+    w._tick(max(0, _host_ms() - (u4[0] * 1000 + u4[1])) * f8[0])   # time went on
+    w.rate = f8[2]
+    w.refill_count = u4[2]
+    if f8[1] == s[_SPEED]:   # else the board was restarted with a new speed
+        w.speed = f8[0]
+    i = n[_IRI]
+    while i < len(n) and n[i] <= n[_IT]:   # scheduled refills that are past
         i += 1
-    s[_RI] = i
+    n[_IRI] = i
+
+
+def _host_ms():
+    # the host's wall clock in ms, from time_ns(): an int (time.time() is whole seconds
+    # on MicroPython, and a float32 there would be 128 s coarse)
+    return time.time_ns() // 1000000
 
 
 def save(w):
-    s = w.data
-    w.level(s[_SIM])   # consumption up to now
-    st = array("d", (time.time(), w.speed, s[_SPEED], w.rate, w.refill_count)) + s[:_SIM + 1]
+    s, n = w.data, w.ints
+    w.level(n[_ISEC])   # consumption up to now
     tmp = w.state + ".tmp"
     with open(tmp, "wb") as f:
-        f.write(st)
+        f.write(array("d", (w.speed, s[_SPEED], w.rate)) + s[_NOISE:_NOISE + 3] + s[_LEVEL:_EMPTY + 1])
+        ms = _host_ms()
+        f.write(array("I", (ms // 1000, ms % 1000, w.refill_count)) + n[_ISEC:_IRTC + 1])
     os.rename(tmp, w.state)
 
 

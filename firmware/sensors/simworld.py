@@ -29,6 +29,15 @@ Config keys are listed in the comment below; the control file in simctl.py."""
 # Consumption is computed per simulated hour from a hash of (seed, hour), so the
 # true level at time t does not depend on how often it was queried.
 #
+# Integers: the clock, the consumption time, refill times, the PRNG streams and ticks_ms
+# stamps live in a second array, `World.ints` (int32 and uint32 slots _I*). An ESP32's
+# MicroPython (and the ESP32-shaped test build) has float32 arithmetic: an array("d")
+# stores doubles, but every value goes through a float32 on its way in and out, so an
+# int above 2**24 is rounded there (a 32-bit PRNG state loses its low bits, a ticks_ms
+# stamp is off by up to 64 ms, and the clock stops advancing at speed 1 after 194 days,
+# when 50 ms of real time is below its resolution). now() is an int of seconds, as
+# time.time() is on an ESP32.
+#
 # RAM: the world shares the agent's heap (64 KB on a board without PSRAM), so its numbers
 # live in one preallocated array of doubles, `World.data`, indexed by the _NAME constants
 # below (folded at compile time: no qstr, no RAM; a float in an attribute would be a heap
@@ -43,15 +52,13 @@ except ImportError:  # CPython: host tools may run the World to check results
     from firmware.cpython import const, ticks_ms, ticks_us, ticks_diff, ticks_add, sleep_ms, sleep_us  # noqa: F401
 # (MicroPython's compiler folds const() itself: no import, no global `const` on a board)
 
-# slots of World.data. 0.._SIM are what the state file keeps. simctl.py and simstate.py
-# repeat the slots they use (a const is private to its module): keep the files in step.
+# slots of World.data (floats). simctl.py and simstate.py repeat the slots they use (a
+# const is private to its module): keep the files in step.
 _NOISE = const(0)     # sensor noise, spike and dropout probability (config, `noise N` ...)
 _SPIKE = const(1)
 _DROP = const(2)
-_T = const(3)         # simulated time up to which consumption has been applied
-_LEVEL = const(4)     # the true level at _T
+_LEVEL = const(4)     # the true level at ints[_IT]
 _EMPTY = const(5)     # when it ran empty (inf: not empty)
-_SIM = const(6)       # the clock: simulated seconds
 _CAP = const(7)       # capacity (also the attribute `capacity`)
 _RPD = const(8)       # rate_per_day as configured (the live one is the attribute `rate`)
 _WON = const(9)       # hourly weight inside office hours
@@ -64,33 +71,41 @@ _SPEED = const(15)    # speed as configured (the live one is the attribute `spee
 _K02 = const(16)      # 0.2, 0.3, 2**32: constants of the sensor model
 _K03 = const(17)
 _K32 = const(18)
-_SEED = const(19)
-_RNG = const(20)      # state of the xorshift32 stream of the sensor model
 _OH0 = const(21)      # office hours [_OH0, _OH1)
 _OH1 = const(22)
 _NORM = const(23)     # sum of a weekday's hourly weights
-_TMP = const(24)      # scratch for the per-hour hash
-_LAST = const(25)     # ticks_ms of the last now()
-_CTLLAST = const(26)  # ticks_ms of the last control file poll
 _PEND = const(27)     # presses not yet seen by the pin
 _DOWN = const(28)     # reads of the pin during the current press
-_RI = const(29)       # slot of the next scheduled refill (sorted times follow _N)
-_N = const(30)
+_N = const(30)        # (slots 3, 6, 19, 20, 24-26, 29: config read at start, or unused)
+
+# slots of World.ints (uint32)
+_ISEED = const(0)
+_IRNG = const(1)      # state of the xorshift32 stream of the sensor model
+_ITMP = const(2)      # scratch for the per-hour hash
+_ILAST = const(3)     # ticks_ms of the last now()
+_ICTL = const(4)      # ticks_ms of the last control file poll
+_ISEC = const(5)      # the clock: simulated seconds ...
+_IMS = const(6)       # ... and milliseconds
+_IT = const(7)        # simulated second up to which consumption has been applied
+_IRI = const(8)       # slot of the next scheduled refill (sorted times, seconds, follow _IN)
+_IRTC = const(9)      # clock at the last power-on: the device's RTC counts from there
+_IN = const(10)
 
 _HOUR = const(3600)
 _DAY = const(86400)
 _M32 = const(0xFFFFFFFF)
 
 
-def uniform(s, i=_RNG):
-    """One xorshift32 step of the number in s[i] (0 counts as 0x9E3779B9), stored back;
-    -> the new number / 2**32, a uniform float in [0, 1)."""
-    x = int(s[i]) or 0x9E3779B9
+def uniform(w, i=_IRNG):
+    """One xorshift32 step of the number in w.ints[i] (0 counts as 0x9E3779B9), stored
+    back; -> the new number / 2**32, a uniform float in [0, 1)."""
+    n = w.ints
+    x = n[i] or 0x9E3779B9
     x ^= (x << 13) & _M32
     x ^= x >> 17
     x ^= (x << 5) & _M32
-    s[i] = x
-    return x / s[_K32]
+    n[i] = x
+    return x / w.data[_K32]
 
 
 class World:
@@ -100,26 +115,28 @@ class World:
         k = ("noise spike_p dropout_p start_s level - - capacity rate_per_day office off weekend "
              "jitter refill_after_days ctl_ms speed - - - refills").split()
         r = sorted(c.get(k[-1], ()))
-        s = self.data = array("d", range(_N + len(r)))
+        s = self.data = array("d", range(_N))
         for i, v in enumerate("0 0 0 0 0 inf 0 100 10 1 .05 .1 .5 inf 250 1 .2 .3 4294967296".split()):
             x = c.get(k[i])
             s[i] = float(v if x is None else x)
         if c.get("level") is None:
             s[_LEVEL] = s[_CAP]
-        s[_SIM] = s[_T]
+        n = self.ints = array("I", range(_IN + len(r)))
+        n[_ISEC] = n[_IT] = int(s[3])     # start_s
+        n[_IMS] = n[_IRTC] = 0
         s[_RAFTER] *= _DAY
-        s[_RI] = _N
+        n[_IRI] = _IN
         for i in range(len(r)):
-            s[_N + i] = float(r[i]) * _DAY
-        x = s[_SEED] = int(c.get("seed", 1)) & _M32
-        s[_RNG] = x ^ 0xA5A5A5A5      # the sensor's stream starts hashed like an hour below
-        uniform(s, _RNG)
-        s[_RNG] = int(s[_RNG]) * 0x2545F491 & _M32
+            n[_IN + i] = int(float(r[i]) * _DAY + 0.5)
+        x = n[_ISEED] = int(c.get("seed", 1)) & _M32
+        n[_IRNG] = x ^ 0xA5A5A5A5      # the sensor's stream starts hashed like an hour below
+        uniform(self, _IRNG)
+        n[_IRNG] = n[_IRNG] * 0x2545F491 & _M32
         oh = c.get("office_hours", (8, 18))
         s[_OH0] = a = int(oh[0])
         s[_OH1] = b = int(oh[1])
         s[_NORM] = (b - a) * s[_WON] + (24 - (b - a)) * s[_WOFF]
-        s[_LAST] = s[_CTLLAST] = ticks_ms()
+        n[_ILAST] = n[_ICTL] = ticks_ms()
         s[_PEND] = s[_DOWN] = 0
         self.capacity = s[_CAP]
         self.rate = s[_RPD]
@@ -134,20 +151,37 @@ class World:
             simstate.boot(self)
 
     def now(self):
-        """Simulated seconds (float). Polls the control file at most every ctl_ms."""
-        s = self.data
+        """Simulated seconds (an int, as time.time() on an ESP32). Polls the control
+        file at most every ctl_ms."""
+        n = self.ints
         ms = ticks_ms()
         if self.speed:
-            s[_SIM] += ticks_diff(ms, int(s[_LAST])) * self.speed / 1000
-        s[_LAST] = ms
-        if self.ctl and ticks_diff(ms, int(s[_CTLLAST])) >= s[_CTLMS]:
-            s[_CTLLAST] = ms
+            self._tick(ticks_diff(ms, n[_ILAST]) * self.speed)
+        n[_ILAST] = ms
+        if self.ctl and ticks_diff(ms, n[_ICTL]) >= self.data[_CTLMS]:
+            n[_ICTL] = ms
             self.poll()
-        return s[_SIM]
+        return n[_ISEC]
+
+    def rtc(self):
+        """The device's time.time(): seconds since its last power-on. An ESP32's RTC timer
+        keeps counting through deep sleep and every reset except a power-on reset, which
+        restarts it (ESP-IDF, System Time: "RTC timer")."""
+        return self.now() - self.ints[_IRTC]
+
+    def power_on(self):
+        """A power-on reset (power cut, EN button): the device's RTC starts again at 0."""
+        self.ints[_IRTC] = self.now()
 
     def advance(self, s):
         """Move the simulated clock forward by s seconds (manual clock / tests)."""
-        self.data[_SIM] += s
+        self._tick(s * 1000)
+
+    def _tick(self, ms):
+        n = self.ints
+        d = int(ms) + n[_IMS]
+        n[_ISEC] += d // 1000
+        n[_IMS] = d % 1000
 
     def set_speed(self, s):
         self.now()  # settle time elapsed at the old speed first
@@ -155,40 +189,64 @@ class World:
 
     def level(self, t=None):
         """True remaining quantity at simulated time t (default: now). Consumption is
-        applied in segments that end at hour boundaries or refill times."""
+        committed in whole segments that end at hour boundaries, refill times or an
+        automatic refill; the part of the current segment up to t is computed, not
+        committed. So the level at t is the same whatever the queries before it were,
+        with float32 arithmetic too (committing up to every query would round
+        differently for every query pattern)."""
         s = self.data
+        n = self.ints
         if t is None:
             t = self.now()
-        while s[_T] < t:
-            t0 = s[_T]
-            end = min(t, (t0 // _HOUR + 1) * _HOUR)
-            i = int(s[_RI])
-            ref = i < len(s) and s[i] <= end
+        t = int(t)
+        while True:
+            t0 = n[_IT]
+            end = (t0 // _HOUR + 1) * _HOUR
+            i = n[_IRI]
+            ref = i < len(n) and n[i] <= end
             if ref:
-                end = max(s[i], t0)
-            if s[_LEVEL] > 0:
-                # the rate (units per second) in the simulated hour h: a weekday's
-                # rate_per_day spread by the hourly weights, less at weekends, jittered
-                h = int(t0 // _HOUR)
-                hod = h % 24
-                r = self.rate * (s[_WON] if s[_OH0] <= hod < s[_OH1] else s[_WOFF]) / s[_NORM] / _HOUR
-                if h // 24 % 7 >= 5:
-                    r *= s[_WEEKEND]
-                # jitter from a hash of (seed, hour): an xorshift32 step plus a multiply
-                s[_TMP] = (int(s[_SEED]) ^ h * 0x9E3779B1) & _M32
-                uniform(s, _TMP)
-                u = (int(s[_TMP]) * 0x2545F491 & _M32) / s[_K32]
-                s[_LEVEL] -= r * (1 + s[_JIT] * (2 * u - 1)) * (end - t0)
-                if s[_LEVEL] <= 0:
-                    s[_LEVEL] = 0
-                    s[_EMPTY] = end
-            s[_T] = end
+                end = max(n[i], t0)
+            auto = s[_EMPTY] + s[_RAFTER]
+            if auto <= end:
+                a = int(auto)
+                end = max(a + (a < auto), t0)   # the whole second at or after it
+                ref = False
+            if end > t:
+                break
+            q = s[_LEVEL]
+            if q > 0:
+                r = self._rate(t0)
+                q -= r * (end - t0)
+                if q <= 0:
+                    s[_EMPTY] = end + q / r    # the instant it ran out
+                    q = 0
+                s[_LEVEL] = q
+            n[_IT] = end
             if ref:
-                s[_RI] = i + 1
+                n[_IRI] = i + 1
                 self.refill()
-            if end >= s[_EMPTY] + s[_RAFTER]:
+            elif end >= auto:
                 self.refill()
-        return s[_LEVEL]
+        q = s[_LEVEL]
+        if q > 0 and t > n[_IT]:    # (a query before the committed time gets that level)
+            q -= self._rate(n[_IT]) * (t - n[_IT])
+        return q if q > 0 else 0
+
+    def _rate(self, t):
+        """Consumption (units per second) in the simulated hour of t: a weekday's
+        rate_per_day spread by the hourly weights, less at weekends, jittered."""
+        s = self.data
+        n = self.ints
+        h = t // _HOUR
+        hod = h % 24
+        r = self.rate * (s[_WON] if s[_OH0] <= hod < s[_OH1] else s[_WOFF]) / s[_NORM] / _HOUR
+        if h // 24 % 7 >= 5:
+            r *= s[_WEEKEND]
+        # jitter from a hash of (seed, hour): an xorshift32 step plus a multiply
+        n[_ITMP] = (n[_ISEED] ^ h * 0x9E3779B1) & _M32
+        uniform(self, _ITMP)
+        u = (n[_ITMP] * 0x2545F491 & _M32) / s[_K32]
+        return r * (1 + s[_JIT] * (2 * u - 1))
 
     def refill(self, n=None):
         """Refill to n units (default: capacity)."""
@@ -201,14 +259,14 @@ class World:
         """A noisy measurement of the level, or None for a dropout."""
         q = self.level()
         s = self.data
-        if s[_DROP] and uniform(s) < s[_DROP]:
+        if s[_DROP] and uniform(self) < s[_DROP]:
             return None
         if s[_NOISE]:
             # sum of three uniforms: cheap, bell-shaped, unit standard deviation
-            q += ((uniform(s) + uniform(s) + uniform(s)) * 2 - 3) * s[_NOISE] * self.capacity
-        if s[_SPIKE] and uniform(s) < s[_SPIKE]:
-            x = (s[_K02] + s[_K03] * uniform(s)) * self.capacity
-            q += x if uniform(s) * 2 < 1 else -x
+            q += ((uniform(self) + uniform(self) + uniform(self)) * 2 - 3) * s[_NOISE] * self.capacity
+        if s[_SPIKE] and uniform(self) < s[_SPIKE]:
+            x = (s[_K02] + s[_K03] * uniform(self)) * self.capacity
+            q += x if uniform(self) * 2 < 1 else -x
         return q
 
     def press(self, n=1):

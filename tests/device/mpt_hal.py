@@ -11,6 +11,7 @@ from firmware.hal_sim import World
 TONER = {"seed": 7, "speed": 0, "capacity": 3000, "rate_per_day": 100,
          "office_hours": [8, 18], "weekend": 0.1, "noise": 0.02, "ctl": None}
 DAY = 86400
+F32 = 16777217.0 == 16777216.0   # single-precision floats, as on an ESP32
 
 
 def test_hal_picks_sim_on_unix_port():
@@ -67,9 +68,17 @@ def test_scheduled_refill_and_auto_refill():
     # runs empty after ~4 weekdays, refilled one day later
     assert w.level(7 * DAY) >= 0
     w2 = World(dict(TONER, rate_per_day=2000, refill_after_days=1))
-    assert w2.level(1.9 * DAY) == 0
-    lvl = w2.level(4 * DAY)
-    assert w2.refill_count >= 1 and lvl > 0, (w2.refill_count, lvl)
+    # the automatic refill comes one day after the instant it ran empty
+    t, empty, full = 0, None, None
+    while full is None and t < 5 * DAY:
+        t += 600
+        q = w2.level(t)
+        if empty is None and q == 0:
+            empty = t
+        if w2.refill_count:
+            full = t
+    assert empty and empty < 1.9 * DAY and full and 0 <= full - empty - DAY <= 1200 and q > 2900, (
+        empty, full, q)
 
 
 def test_noise_dropout_spike():
@@ -146,17 +155,21 @@ def test_world_numbers_pinned():
     # into one array (firmware/sensors/simworld.py): readings, levels, refills
     w = World(dict(TONER, dropout_p=0.2, spike_p=0.2, refills=[3.5], refill_after_days=1,
                    rate_per_day=1200))
+    # (the refill count: since the world commits consumption in whole segments it runs
+    # out at the exact instant, so the automatic refill one day later comes before the
+    # scheduled one at day 3.5; it used to be taken at the end of a query's segment)
     want = [(2493.363980000803, 2494.859881719539, 0), (None, 1666.1837435910627, 0),
             (1100.403577946648, 1151.1203997959942, 0), (371.3443909945811, 447.0014173711563, 0),
             (24.470524806529284, 0.0, 0), (888.0519226239993, 0.0, 0),
-            (3019.4836786575615, 3000.0, 1), (2337.5079861302447, 2386.0352293979895, 1),
-            (1934.9118734988444, 1852.8338897786164, 1), (999.0866333308029, 1104.832280172627, 1),
-            (2033.268379938145, 1049.870590000701, 1), (1014.6377771070977, 991.6482246483495, 1)]
+            (3019.4836786575615, 3000.0, 2), (2337.5079861302447, 2386.0352293979895, 2),
+            (1934.9118734988444, 1852.8338897786164, 2), (999.0866333308029, 1104.832280172627, 2),
+            (2033.268379938145, 1049.870590000701, 2), (1014.6377771070977, 991.6482246483495, 2)]
+    tol = 0.01 if F32 else 1e-9     # float32: the same model, rounded to 24-bit mantissas
     for r, q, n in want:
         w.advance(DAY / 2)
         got = w.read_sensor()
-        assert (got is None) == (r is None) and (r is None or abs(got - r) < 1e-9), (got, r)
-        assert abs(w.level() - q) < 1e-9 and w.refill_count == n, (w.level(), q, w.refill_count)
+        assert (got is None) == (r is None) and (r is None or abs(got - r) < tol), (got, r)
+        assert abs(w.level() - q) < tol and w.refill_count == n, (w.level(), q, w.refill_count)
     # auto refill one day after running empty, and the refill command's quantity
     w2 = World(dict(TONER, rate_per_day=3000, refill_after_days=1))
     assert w2.level(DAY) == 0 and w2.refill_count == 0       # empty on Monday evening
