@@ -3,7 +3,7 @@
 Agent(board, prov, root) builds every part from the board file and provisioning and
 restores persisted state from `<root>state/` and `<root>outbox/` (firmware/assemble.py,
 boot-only code):
-  est.json     estimator + usage + timers + downlink seq + wall-clock offset (checkpoint)
+  est.json     estimator + usage + timers + downlink seq + clock base and wall offset (checkpoint)
   policy.json  consent, press counter, episode flags (written when they change)
   config.json  intervals and thresholds from config downlinks
   boot.json    boot counter
@@ -157,7 +157,7 @@ class Agent:
     def checkpoint(self):
         try:
             store.save(self._est_path, {"est": self.est.state(), "use": self.usage.state(),
-                                        "rep": self.report.at, "off": clock.offset()})
+                                        "rep": self.report.at, "clk": clock.state()})
             self.downlink.checkpoint()
             return True
         except OSError:     # flash full: keep running on the last checkpoint

@@ -81,8 +81,8 @@ def parts(a, board, prov, root, transport, sensor, button, est, ck, start):
     a.geom = geometry.from_board(board)
     a.chain = filters.build(board.get("filters", []), cap)
     a.usage = Usage(ck.get("use"))
-    if ck.get("off") is not None:
-        clock.set_offset(ck["off"])
+    # (firmware 0.3.0 checkpointed only the wall-clock offset, as "off")
+    clock.restore(ck.get("clk") or (ck.get("off") is not None and (0, ck["off"], 0)))
     if transport is None:
         from firmware import transport as tr
         transport = tr.open(prov, board)

@@ -53,6 +53,17 @@ import fcntl
 EXIT_HARD_RESET = 117
 EXIT_DEEPSLEEP = 118
 
+# The heap the firmware needs on the 64-bit `micropython` binary (~92 KB for the agent,
+# tests/benchmarks/bench_memory.py) plus the REPL, the control file and mpremote's
+# raw-paste transfers. One place: `consumables board`, the demo, the HIL rigs and
+# README use it; $CONSUMABLES_HEAP overrides it. (A 32-bit ESP32 without PSRAM runs the
+# agent in 64 KB: tests/host/test_memory32.py.)
+DEFAULT_HEAP = "192K"
+
+
+def default_heap():
+    return os.environ.get("CONSUMABLES_HEAP") or DEFAULT_HEAP
+
 # machine.reset_cause() values, as on the ESP32 port.
 PWRON_RESET, HARD_RESET, WDT_RESET, DEEPSLEEP_RESET, SOFT_RESET = 1, 2, 3, 4, 5
 
@@ -94,7 +105,8 @@ finally:
 """
 
 MACHINE_SHIM = r"""
-# Virtual board: extends the unix port's built-in machine module.
+# Virtual board: extends the unix port's built-in machine module with what an ESP32's
+# has (ports/esp32/modmachine.c, machine_rtc.c, machine_wdt.c) and behaves like one.
 from umachine import *
 import os as _os, sys as _sys
 
@@ -103,11 +115,37 @@ HARD_RESET = 2
 WDT_RESET = 3
 DEEPSLEEP_RESET = 4
 SOFT_RESET = 5
+# machine.wake_reason(): ESP-IDF's esp_sleep_source_t, as the ESP32 port returns it
+PIN_WAKE = EXT0_WAKE = 2
+EXT1_WAKE = 3
+TIMER_WAKE = 4
+
+# The relay's state directory, outside the board's filesystem (the boot script mounts the
+# flash directory as /): reached through a VfsPosix object of its own, never mounted.
+_state = _os.VfsPosix(_os.getenv('VBOARD_STATE') or '.')
+_RTC_MAX = 2048   # MICROPY_HW_RTC_USER_MEM_MAX on the ESP32 port
+
+
+def _read(name, default=b''):
+    try:
+        with _state.open(name, 'rb') as f:
+            return f.read()
+    except OSError:
+        return default
+
+
+def _write(name, data):
+    with _state.open(name, 'wb') as f:
+        f.write(data)
+
 
 def reset():
     _sys.exit(117)
 
-def deepsleep(ms=0):
+def deepsleep(ms=0, wake=TIMER_WAKE):
+    # RAM is lost: the process ends and the relay starts a new one (DEEPSLEEP_RESET).
+    # (`wake` is the virtual board's: firmware/hal_sim.py slept the time and says why it woke.)
+    _write('wake', str(wake).encode())
     _sys.exit(118)
 
 def lightsleep(ms=0):
@@ -117,6 +155,11 @@ def lightsleep(ms=0):
 def reset_cause():
     return int(_os.getenv('VBOARD_RESET_CAUSE') or 1)
 
+def wake_reason():
+    if reset_cause() != DEEPSLEEP_RESET:
+        return 0
+    return int(_read('wake', b'4'))
+
 def unique_id():
     return (_os.getenv('VBOARD_NAME') or 'vboard').encode()
 
@@ -125,6 +168,32 @@ def freq(*a):
 
 def bootloader(*a):
     _sys.exit(117)
+
+
+class RTC:
+    # RTC slow memory: kept through deep sleep and resets, lost at power-on (the relay
+    # deletes the file then)
+    def memory(self, data=None):
+        if data is None:
+            return _read('rtcmem')
+        if len(data) > _RTC_MAX:
+            raise ValueError('buffer too long')
+        _write('rtcmem', bytes(data))
+
+
+class WDT:
+    # The task watchdog: once started it cannot be stopped, and it outlives a soft reset
+    # (Ctrl-D) and a KeyboardInterrupt into the REPL; only a hard reset, deep sleep or a
+    # power-on ends it. The relay keeps the deadline (a line on the wdt fifo per feed)
+    # and resets the board with WDT_RESET when it passes.
+    def __init__(self, id=0, timeout=5000):
+        self._f = _state.open('wdt', 'w')
+        self._f.write('S%d\n' % timeout)
+        self._f.flush()
+
+    def feed(self):
+        self._f.write('F\n')
+        self._f.flush()
 """
 
 
@@ -176,11 +245,11 @@ def _controlling_tty():
 class VirtualBoard:
     """One virtual board: ``with VirtualBoard(pty, flash) as b: ...``."""
 
-    def __init__(self, pty_path, flash_dir, heap="64K", speed=None, seed=None,
+    def __init__(self, pty_path, flash_dir, heap=None, speed=None, seed=None,
                  ctl_path=None, micropython=None, name=None):
         self.pty_path = os.path.abspath(pty_path)
         self.flash_dir = os.path.abspath(flash_dir)
-        self.heap = heap
+        self.heap = heap or default_heap()
         self.speed = speed
         self.seed = seed
         self.ctl_path = os.path.abspath(ctl_path) if ctl_path else None
@@ -211,6 +280,11 @@ class VirtualBoard:
         self._boot_cause = PWRON_RESET
         self._sock = None
         self._tmp = None
+        self._state = None
+        self._wdt_fd = self._wdt_keep = None
+        self._wdt_ms = None          # the watchdog's timeout once started, else None
+        self._wdt_due = None         # monotonic time it resets the board unless fed
+        self.wdt_resets = 0
 
     # ---- life cycle -------------------------------------------------------
     def start(self, wait=True, timeout=10):
@@ -221,6 +295,13 @@ class VirtualBoard:
             f.write(BOOT_SCRIPT)
         with open(os.path.join(self._tmp, "machine.py"), "w") as f:
             f.write(MACHINE_SHIM)
+        self._state = os.path.join(self._tmp, "state")   # RTC memory, wake reason, WDT fifo
+        os.makedirs(self._state)
+        os.mkfifo(os.path.join(self._state, "wdt"))
+        self._wdt_fd = os.open(os.path.join(self._state, "wdt"), os.O_RDONLY | os.O_NONBLOCK)
+        # a writer of our own, so the fifo never reads as EOF (select would spin) between boards
+        self._wdt_keep = os.open(os.path.join(self._state, "wdt"), os.O_WRONLY | os.O_NONBLOCK)
+        self._wdt_buf = b""
         self._master, self._slave = os.openpty()
         # The relay keeps the slave open so reads never hit EIO between clients.
         tty.setraw(self._slave)
@@ -234,6 +315,7 @@ class VirtualBoard:
             self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             self._sock.bind(self.ctl_path)
             self._sock.listen(4)
+        self._power_on()
         self._spawn(PWRON_RESET, run_main=True)
         self._thread = threading.Thread(target=self._loop, name="vboard-" + self.name, daemon=True)
         self._thread.start()
@@ -249,10 +331,11 @@ class VirtualBoard:
         self._thread.join(5)
         self._thread = None
         self._kill()
-        for fd in (self._master, self._slave, self._wake_r, self._wake_w):
+        for fd in (self._master, self._slave, self._wake_r, self._wake_w, self._wdt_fd,
+                   self._wdt_keep):
             try:
                 os.close(fd)
-            except OSError:
+            except (OSError, TypeError):
                 pass
         if os.path.islink(self.pty_path):
             os.unlink(self.pty_path)
@@ -298,6 +381,7 @@ class VirtualBoard:
             delay = float(words[1]) if len(words) > 1 else 0.0
             self._kill()
             self.raw = False
+            self._power_on()
             self._boot_at = time.monotonic() + delay
             self._boot_cause = PWRON_RESET
             return "ok powercut"
@@ -311,7 +395,7 @@ class VirtualBoard:
             return "ok " + cmd
         if cmd == "status":
             pid = self._proc.pid if self._proc else 0
-            return "ok pid=%d boots=%d raw=%d" % (pid, self.boots, self.raw)
+            return "ok pid=%d boots=%d raw=%d wdt_resets=%d" % (pid, self.boots, self.raw, self.wdt_resets)
         return "error unknown command: " + cmd
 
     # ---- process ----------------------------------------------------------
@@ -324,12 +408,25 @@ class VirtualBoard:
         with open(os.path.join(self.flash_dir, "sim.json"), "w") as f:
             json.dump(sim, f)
 
+    def _power_on(self):
+        """What a power-on reset clears: RTC memory, the wake reason, the watchdog."""
+        for name in ("rtcmem", "wake"):
+            try:
+                os.unlink(os.path.join(self._state, name))
+            except FileNotFoundError:
+                pass
+        self._wdt_ms = self._wdt_due = None
+
     def _spawn(self, cause, run_main, counted=True):
+        if cause in (PWRON_RESET, HARD_RESET, DEEPSLEEP_RESET, WDT_RESET):
+            # the task watchdog is off again after these (the firmware starts it anew);
+            # a soft reset and a Ctrl-C into the REPL leave it running
+            self._wdt_ms = self._wdt_due = None
         master, slave = os.openpty()
         _set_inner_termios(slave)
         env = dict(os.environ, MICROPYPATH=self._tmp, VBOARD_RESET_CAUSE=str(cause),
                    VBOARD_RUN_MAIN="1" if run_main else "0", VBOARD_NAME=self.name,
-                   VBOARD_HEAP=self.heap)
+                   VBOARD_HEAP=self.heap, VBOARD_STATE=self._state)
         self._proc = subprocess.Popen(
             [self.micropython, "-X", "heapsize=" + self.heap, "-i", os.path.join(self._tmp, "_vboot.py")],
             stdin=slave, stdout=slave, stderr=slave, cwd=self.flash_dir, env=env,
@@ -513,6 +610,30 @@ class VirtualBoard:
         self._scanned = 0
         return -1
 
+    def _wdt_input(self):
+        try:
+            data = os.read(self._wdt_fd, 4096)
+        except BlockingIOError:
+            return
+        lines = (self._wdt_buf + data).split(b"\n")
+        self._wdt_buf = lines.pop()
+        now = time.monotonic()
+        for line in lines:
+            if line.startswith(b"S"):
+                try:
+                    self._wdt_ms = max(1, int(line[1:]))
+                except ValueError:
+                    continue
+            if self._wdt_ms:
+                self._wdt_due = now + self._wdt_ms / 1000
+
+    def _wdt_bite(self):
+        self.wdt_resets += 1
+        self._kill()
+        self.raw = False
+        self._emit(b"\r\nrst: watchdog reset (not fed for %d ms)\r\n" % self._wdt_ms)
+        self._spawn(WDT_RESET, run_main=True)
+
     def _serve_ctl(self):
         conn, _ = self._sock.accept()
         conn.settimeout(2)
@@ -532,7 +653,7 @@ class VirtualBoard:
 
     def _loop(self):
         while not self._stop.is_set():
-            rlist = [self._master, self._wake_r]
+            rlist = [self._master, self._wake_r, self._wdt_fd]
             if self._inner is not None:
                 rlist.append(self._inner)
             if self._sock:
@@ -541,6 +662,8 @@ class VirtualBoard:
             timeout = 0.5
             if self._boot_at is not None:
                 timeout = max(0.0, min(timeout, self._boot_at - time.monotonic()))
+            if self._wdt_due is not None:
+                timeout = max(0.0, min(timeout, self._wdt_due - time.monotonic()))
             r, w, _ = select.select(rlist, wlist, [], timeout)
             if self._wake_r in r:
                 os.read(self._wake_r, 512)
@@ -575,6 +698,10 @@ class VirtualBoard:
                     pass
                 except OSError:
                     self._out.clear()
+            if self._wdt_fd in r:
+                self._wdt_input()
+            if self._wdt_due is not None and time.monotonic() >= self._wdt_due:
+                self._wdt_bite()
             if self._sock and self._sock in r:
                 self._serve_ctl()
             if self._boot_at is not None and time.monotonic() >= self._boot_at and self._inner is None:
@@ -600,7 +727,9 @@ def main_board(argv=None):
     p = argparse.ArgumentParser(prog="consumables board", description="Run a virtual board on a pty.")
     p.add_argument("--pty", required=True, help="symlink to create for the board's serial port")
     p.add_argument("--flash", required=True, help="directory holding the board's filesystem")
-    p.add_argument("--heap", default="64K", help="MicroPython heap size (default 64K)")
+    p.add_argument("--heap", default=None,
+                   help="MicroPython heap size (default %s, what the firmware needs on the 64-bit "
+                        "unix port; $CONSUMABLES_HEAP overrides)" % DEFAULT_HEAP)
     p.add_argument("--speed", type=float, help="simulation speed, written to FLASH/sim.json")
     p.add_argument("--seed", type=int, help="simulation seed, written to FLASH/sim.json")
     p.add_argument("--ctl", help="Unix socket for control commands (powercut, reset, button, refill)")

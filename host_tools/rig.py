@@ -22,10 +22,9 @@ import time
 from pathlib import Path
 
 from host_tools import deploy as deploy_mod
-from host_tools.board import VirtualBoard
+from host_tools.board import VirtualBoard, default_heap
 
 
-DEFAULT_HEAP = "192K"
 
 
 class RigError(Exception):
@@ -44,8 +43,7 @@ class Rig:
         self.consent = consent
         self.speed = speed
         self.seed = seed
-        # 64-bit unix port: objects are twice their ESP32 size (see tests/benchmarks/bench_memory.py)
-        self.heap = heap or os.environ.get("CONSUMABLES_HEAP", DEFAULT_HEAP)
+        self.heap = heap or default_heap()   # host_tools/board.py: one default
         self.key = key or secrets.token_hex(32)
         self.log = log or (lambda *a: None)
         self.registry = self.work / "registry.json"
