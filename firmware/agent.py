@@ -55,6 +55,7 @@ class Agent:
     cycles: int
     boot: int
     woke: bool
+    button_pin: object
 
     def __init__(self, board, prov, root="/", transport=None, sensor=None, button=None,
                  verbose=True, est=None, ck=None, start=True):
@@ -69,7 +70,12 @@ class Agent:
         and storing the hello is the peak of a boot in a 64 KB heap."""
         p = self._boot_path
         self.boot = (store.load(p) or {}).get("n", 0)
-        if not self.woke:
+        if self.woke:
+            from firmware import hal, rtcmem
+            rtcmem.load(self)          # the filters and the fault count, from RTC memory
+            if hal.wake_reason() == hal.EXT0_WAKE:
+                self.press()           # the press that woke the board is a press
+        else:
             self.boot += 1
             self._try(store.save, p, {"n": self.boot})
             self._try(self.policy.hello, FW, name, self.boot)

@@ -78,6 +78,7 @@ def parts(a, board, prov, root, transport, sensor, button, est, ck, start):
     if saved:
         a.cfg.update(saved)
     a.deep = pw.get("mode") == "deep_sleep"
+    a.button_pin = board.get("pins", {}).get("button") if a.deep else None
     a.geom = geometry.from_board(board)
     a.chain = filters.build(board.get("filters", []), cap)
     a.usage = Usage(ck.get("use"))

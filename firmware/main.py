@@ -73,6 +73,10 @@ def _sleep_deep(a):
         a.service()
         hal.sleep_ms(_IDLE_MS)
     a.checkpoint()
+    from firmware import rtcmem     # RAM is lost in deep sleep: the filters go to RTC memory
+    rtcmem.save(a)
+    if a.button_pin is not None:
+        hal.wake_on_button(a.button_pin)   # a press wakes the board (EXT0/GPIO)
     left = a.sample.left(clock.now())
     hal.deepsleep(int(left * 1000))
 

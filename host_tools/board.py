@@ -128,25 +128,31 @@ _RTC_MAX = 2048   # MICROPY_HW_RTC_USER_MEM_MAX on the ESP32 port
 
 def _read(name, default=b''):
     try:
-        with _state.open(name, 'rb') as f:
+        with _state.open('/' + name, 'rb') as f:
             return f.read()
     except OSError:
         return default
 
 
 def _write(name, data):
-    with _state.open(name, 'wb') as f:
+    with _state.open('/' + name, 'wb') as f:
         f.write(data)
 
 
+def _exit(code):
+    # `micropython -i` falls into its REPL after a SystemExit from main.py (a raw-REPL
+    # exec exits): the file 'exit' tells the relay to end the process either way
+    _write('exit', str(code).encode())
+    _sys.exit(code)
+
 def reset():
-    _sys.exit(117)
+    _exit(117)
 
 def deepsleep(ms=0, wake=TIMER_WAKE):
     # RAM is lost: the process ends and the relay starts a new one (DEEPSLEEP_RESET).
     # (`wake` is the virtual board's: firmware/hal_sim.py slept the time and says why it woke.)
     _write('wake', str(wake).encode())
-    _sys.exit(118)
+    _exit(118)
 
 def lightsleep(ms=0):
     import time
@@ -167,7 +173,7 @@ def freq(*a):
     return 240000000
 
 def bootloader(*a):
-    _sys.exit(117)
+    _exit(117)
 
 
 class RTC:
@@ -184,16 +190,20 @@ class RTC:
 class WDT:
     # The task watchdog: once started it cannot be stopped, and it outlives a soft reset
     # (Ctrl-D) and a KeyboardInterrupt into the REPL; only a hard reset, deep sleep or a
-    # power-on ends it. The relay keeps the deadline (a line on the wdt fifo per feed)
-    # and resets the board with WDT_RESET when it passes.
+    # power-on ends it. Each feed rewrites the state file 'wdt' (at most once a second);
+    # the relay resets the board with WDT_RESET when the file is older than the timeout.
     def __init__(self, id=0, timeout=5000):
-        self._f = _state.open('wdt', 'w')
-        self._f.write('S%d\n' % timeout)
-        self._f.flush()
+        import time
+        self._t = time
+        self._ms = timeout
+        self._last = None
+        self.feed()
 
     def feed(self):
-        self._f.write('F\n')
-        self._f.flush()
+        now = self._t.ticks_ms()
+        if self._last is None or self._t.ticks_diff(now, self._last) >= 1000:
+            self._last = now
+            _write('wdt', str(self._ms).encode())
 """
 
 
@@ -281,10 +291,8 @@ class VirtualBoard:
         self._sock = None
         self._tmp = None
         self._state = None
-        self._wdt_fd = self._wdt_keep = None
-        self._wdt_ms = None          # the watchdog's timeout once started, else None
-        self._wdt_due = None         # monotonic time it resets the board unless fed
-        self.wdt_resets = 0
+        self.wdt_resets = 0          # (the watchdog: the state file 'wdt', see MACHINE_SHIM)
+        self._wdt_next = 0.0
 
     # ---- life cycle -------------------------------------------------------
     def start(self, wait=True, timeout=10):
@@ -297,11 +305,6 @@ class VirtualBoard:
             f.write(MACHINE_SHIM)
         self._state = os.path.join(self._tmp, "state")   # RTC memory, wake reason, WDT fifo
         os.makedirs(self._state)
-        os.mkfifo(os.path.join(self._state, "wdt"))
-        self._wdt_fd = os.open(os.path.join(self._state, "wdt"), os.O_RDONLY | os.O_NONBLOCK)
-        # a writer of our own, so the fifo never reads as EOF (select would spin) between boards
-        self._wdt_keep = os.open(os.path.join(self._state, "wdt"), os.O_WRONLY | os.O_NONBLOCK)
-        self._wdt_buf = b""
         self._master, self._slave = os.openpty()
         # The relay keeps the slave open so reads never hit EIO between clients.
         tty.setraw(self._slave)
@@ -331,8 +334,7 @@ class VirtualBoard:
         self._thread.join(5)
         self._thread = None
         self._kill()
-        for fd in (self._master, self._slave, self._wake_r, self._wake_w, self._wdt_fd,
-                   self._wdt_keep):
+        for fd in (self._master, self._slave, self._wake_r, self._wake_w):
             try:
                 os.close(fd)
             except (OSError, TypeError):
@@ -410,18 +412,20 @@ class VirtualBoard:
 
     def _power_on(self):
         """What a power-on reset clears: RTC memory, the wake reason, the watchdog."""
-        for name in ("rtcmem", "wake"):
-            try:
-                os.unlink(os.path.join(self._state, name))
-            except FileNotFoundError:
-                pass
-        self._wdt_ms = self._wdt_due = None
+        for name in ("rtcmem", "wake", "wdt", "exit"):
+            self._unlink(name)
+
+    def _unlink(self, name):
+        try:
+            os.unlink(os.path.join(self._state, name))
+        except FileNotFoundError:
+            pass
 
     def _spawn(self, cause, run_main, counted=True):
         if cause in (PWRON_RESET, HARD_RESET, DEEPSLEEP_RESET, WDT_RESET):
             # the task watchdog is off again after these (the firmware starts it anew);
             # a soft reset and a Ctrl-C into the REPL leave it running
-            self._wdt_ms = self._wdt_due = None
+            self._unlink("wdt")
         master, slave = os.openpty()
         _set_inner_termios(slave)
         env = dict(os.environ, MICROPYPATH=self._tmp, VBOARD_RESET_CAUSE=str(cause),
@@ -463,8 +467,23 @@ class VirtualBoard:
         self._emit(b"\r\nrst: virtual board reset (cause %d)\r\n" % cause)
         self._spawn(cause, run_main=True)
 
-    def _process_exited(self):
-        code = self._proc.wait()
+    def _exit_asked(self):
+        """machine.reset()/deepsleep() from main.py: end the process as the shim asked."""
+        path = os.path.join(self._state, "exit")
+        try:
+            with open(path) as f:
+                code = int(f.read())
+        except (OSError, ValueError):
+            return False
+        os.unlink(path)
+        self._proc.kill()
+        self._proc.wait()
+        self._process_exited(code)
+        return True
+
+    def _process_exited(self, code=None):
+        if code is None:
+            code = self._proc.wait()
         self._proc = None
         os.close(self._inner)
         self._inner = None
@@ -514,6 +533,8 @@ class VirtualBoard:
         scan = self._tail + data
         if RAW_BANNER in scan:
             self.raw = True
+        if PROMPT in scan and self._exit_asked():
+            return
         if PROMPT in scan or RAW_BANNER in scan:
             self._ready.set()
             self._phase = "ready"
@@ -610,25 +631,24 @@ class VirtualBoard:
         self._scanned = 0
         return -1
 
-    def _wdt_input(self):
-        try:
-            data = os.read(self._wdt_fd, 4096)
-        except BlockingIOError:
-            return
-        lines = (self._wdt_buf + data).split(b"\n")
-        self._wdt_buf = lines.pop()
+    def _wdt_check(self):
         now = time.monotonic()
-        for line in lines:
-            if line.startswith(b"S"):
-                try:
-                    self._wdt_ms = max(1, int(line[1:]))
-                except ValueError:
-                    continue
-            if self._wdt_ms:
-                self._wdt_due = now + self._wdt_ms / 1000
+        if now < self._wdt_next:
+            return
+        self._wdt_next = now + 0.25
+        try:
+            st = os.stat(os.path.join(self._state, "wdt"))
+            with open(os.path.join(self._state, "wdt")) as f:
+                ms = int(f.read() or 0)
+        except (OSError, ValueError):
+            return
+        if ms and self._inner is not None and time.time() - st.st_mtime > ms / 1000 + 1:
+            self._wdt_ms = ms
+            self._wdt_bite()
 
     def _wdt_bite(self):
         self.wdt_resets += 1
+        self._unlink("wdt")
         self._kill()
         self.raw = False
         self._emit(b"\r\nrst: watchdog reset (not fed for %d ms)\r\n" % self._wdt_ms)
@@ -653,7 +673,7 @@ class VirtualBoard:
 
     def _loop(self):
         while not self._stop.is_set():
-            rlist = [self._master, self._wake_r, self._wdt_fd]
+            rlist = [self._master, self._wake_r]
             if self._inner is not None:
                 rlist.append(self._inner)
             if self._sock:
@@ -662,8 +682,6 @@ class VirtualBoard:
             timeout = 0.5
             if self._boot_at is not None:
                 timeout = max(0.0, min(timeout, self._boot_at - time.monotonic()))
-            if self._wdt_due is not None:
-                timeout = max(0.0, min(timeout, self._wdt_due - time.monotonic()))
             r, w, _ = select.select(rlist, wlist, [], timeout)
             if self._wake_r in r:
                 os.read(self._wake_r, 512)
@@ -698,10 +716,7 @@ class VirtualBoard:
                     pass
                 except OSError:
                     self._out.clear()
-            if self._wdt_fd in r:
-                self._wdt_input()
-            if self._wdt_due is not None and time.monotonic() >= self._wdt_due:
-                self._wdt_bite()
+            self._wdt_check()
             if self._sock and self._sock in r:
                 self._serve_ctl()
             if self._boot_at is not None and time.monotonic() >= self._boot_at and self._inner is None:

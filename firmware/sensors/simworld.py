@@ -136,7 +136,10 @@ class World:
         s[_OH0] = a = int(oh[0])
         s[_OH1] = b = int(oh[1])
         s[_NORM] = (b - a) * s[_WON] + (24 - (b - a)) * s[_WOFF]
-        n[_ILAST] = n[_ICTL] = ticks_ms()
+        n[_ILAST] = ticks_ms()
+        # the first now() reads the control file: a board that wakes from deep sleep for a
+        # few ms (a new World each time) must still see what the host wrote
+        n[_ICTL] = ticks_ms() - int(s[_CTLMS]) & 0x3FFFFFFF
         s[_PEND] = s[_DOWN] = 0
         self.capacity = s[_CAP]
         self.rate = s[_RPD]

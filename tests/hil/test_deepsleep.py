@@ -1,0 +1,34 @@
+"""A deep-sleep board on the virtual board, which treats deep sleep as an ESP32 does: a
+reset (RAM lost, the process ends), RTC memory kept, the button an EXT0 wake source."""
+import time
+
+import pytest
+
+from host_tools.rig import Rig, events
+from protocol import messages as M
+
+
+@pytest.fixture
+def rig(tmp_path, request):
+    if request.config.getoption("--port"):
+        pytest.skip("virtual board only")
+    r = Rig(tmp_path, board="virtual-deepsleep", speed=20000, seed=5, consent=4)
+    r.start()
+    yield r
+    r.stop()
+
+
+def test_wakes_keep_filters_and_a_press_wakes_the_board(rig):
+    # many wakes: each one a new process (boots counts them), hello only after power-on
+    rig.wait_for(lambda m: rig.vboard.boots >= 6, timeout=40, what="six deep-sleep wakes")
+    msgs = rig.messages()
+    hellos = [m for m in msgs if m.get("type") == "hello"]
+    # deploy's own resets may say hello; a wake from deep sleep never does
+    assert 1 <= len(hellos) <= 2 and rig.vboard.boots >= len(hellos) + 4, (len(hellos), rig.vboard.boots)
+    levels = [m for m in msgs if m.get("type") == "level"]
+    assert levels, "no level report from a deep-sleep board"
+    # RAM was lost at each wake, the filter chain came back from RTC memory
+    assert (rig.work / "flash" / "rtcmem").exists() is False    # RTC memory is not flash
+    # a press between wakes wakes the board and is an order request
+    rig.world("button")
+    rig.wait_for(lambda m: events(m, "order_request"), timeout=60, what="order request")
