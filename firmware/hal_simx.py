@@ -95,12 +95,31 @@ def set_pulse_source(fn):
     _pulse = fn
 
 
+def hold(pin, on):
+    """The pad hold of hal_esp32.hold: the simulated pin remembers it (tests look)."""
+    pin.held = on
+
+
+_irq = [0, 0]     # inside disable_irq(): [1, the cpu_us() it returns next]
+
+
 def disable_irq():
+    _irq[0], _irq[1] = 1, time.ticks_us()
     return 0
 
 
 def enable_irq(state=0):
-    pass
+    _irq[0] = 0
+
+
+def cpu_us():
+    """Microseconds as the code of a board sees them, for the chip models: real time,
+    except between disable_irq() and enable_irq(), where a board runs undisturbed (about
+    1 us per pin edge) but the unix process may be preempted: there each call is 1 us."""
+    if _irq[0]:
+        _irq[1] += 1
+        return _irq[1]
+    return time.ticks_us()
 
 
 def unique_id():

@@ -1,5 +1,6 @@
 # Drivers built from each board file's "sensor" section on the simulated HAL:
 # with nothing attached they all read None (dead sensor), never raise.
+# heapsize: 128K    (every driver compiled from source in one process; a board loads one .mpy)
 import sys
 if sys.implementation.name != "micropython":  # pytest collects a file named on the command line
     import pytest
@@ -14,14 +15,32 @@ def _cfg(name):
 
 
 def test_hx711_from_board_dead_and_alive():
+    from firmware.sensors import simhx711
     cfg = _cfg("esp32-devkitc")
     cfg["sensor"]["timeout_ms"] = 5
-    hal_sim.set_pin(cfg["sensor"]["pins"]["dout"], 1)    # DOUT high: no conversion
+    p = cfg["sensor"]["pins"]
     s = sensors.build(cfg)
     assert s.extra == 1 and s.scale == 22.5
+    assert s.dout.pull == hal.Pin.PULL_UP       # an absent chip reads busy, not random bits
+    assert s.read() is None                     # nothing on the pins: pulled up, busy
+    hal_sim.set_pin(p["dout"], 0)               # DOUT held low: a dead chip's zeros
     assert s.read() is None
-    hal_sim.set_pin(cfg["sensor"]["pins"]["dout"], 0)    # reads all-zero code
-    assert s.read() == 0
+    chip = simhx711.HX711Chip(hal.cpu_us, hal.ticks_diff, 22500, rate=80)
+    simhx711.attach(chip, p["dout"], p["sck"])
+    try:
+        s = sensors.build(cfg)
+        s.timeout_ms = 50
+        s.setup()
+        g = s.read()
+        assert g is not None and abs(g - 1000) < 1, g
+        s.sleep()
+        assert s.sck.held
+        hal.sleep_ms(1)
+        assert s.read() is None and not chip.powered    # asleep: DOUT high
+        s.setup()
+        assert abs(s.read() - 1000) < 1
+    finally:
+        hal_sim.chips.clear()
 
 
 def test_vl53l0x_from_board_absent():
