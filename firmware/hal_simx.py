@@ -9,18 +9,31 @@ _pulse = None     # callable(pin, level, timeout_us) -> us or -1/-2
 
 
 class ADC:
-    # usable full scale (uV) per attenuation in dB, as on an ESP32
-    _FS = {0: 950000, 2.5: 1250000, 6: 1750000, 11: 3100000}
+    """An ESP32's ADC1 as read_uv() shows it: linear inside the window MicroPython's ESP32
+    docs give per attenuation (firmware/sensors/analog.py LINEAR), 0 at or below ~100 mV,
+    and bending over above the window up to where the 12-bit code saturates."""
+    # atten dB -> (linear lo, linear hi, saturation) in uV
+    _R = {0: (100000, 950000, 1050000), 2.5: (100000, 1250000, 1400000),
+          6: (150000, 1750000, 1950000), 11: (150000, 2450000, 2800000)}
 
     def __init__(self, pin, atten=11):
         self.pin = pin
         self.atten = atten
+        self._r = self._R[atten]    # KeyError for an attenuation the chip does not have
 
     def read_uv(self):
-        return min(_adc_uv.get(self.pin, 0), self._FS[self.atten])
+        u = _adc_uv.get(self.pin, 0)
+        lo, hi, top = self._r
+        if u <= 100000:
+            return 0
+        if u < lo:                  # the foot: reads low
+            return lo - (lo - u) * 2
+        if u > hi:                  # the knee: half the slope, then the code saturates
+            return min(hi + (u - hi) // 2, top)
+        return u
 
     def read_u16(self):
-        return self.read_uv() * 65535 // self._FS[self.atten]
+        return self.read_uv() * 65535 // self._r[2]
 
 
 def set_adc(pin_id, uv):

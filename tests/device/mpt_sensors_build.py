@@ -64,11 +64,17 @@ def test_ultrasonic_from_board():
 def test_analog_from_config():
     cfg = {"sensor": {"type": "analog", "pins": {"adc": 3}, "atten": 11,
                       "valid_uv": [400000, 2600000],
-                      "calibration": {"uv": [500000, 2500000], "value": [0, 300]}}}
+                      "calibration": {"uv": [500000, 2400000], "value": [0, 190]}}}
     s = sensors.build(cfg)
     assert s.read() is None                               # 0 V: disconnected
-    hal_sim.set_adc(3, 1500000)
-    assert s.read() == 150
+    hal_sim.set_adc(3, 1450000)
+    assert abs(s.read() - 95) < 1e-3
+    cfg["sensor"]["calibration"]["uv"] = [500000, 2500000]   # beyond 11 dB's linear 2450 mV
+    try:
+        sensors.build(cfg)
+        raise AssertionError("calibration outside the linear range accepted")
+    except ValueError:
+        pass
 
 
 def test_button_and_unknown_type():

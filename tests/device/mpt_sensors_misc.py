@@ -4,6 +4,7 @@ if sys.implementation.name != "micropython":  # pytest collects a file named on 
     import pytest
     pytest.skip("MicroPython test file, run by tests/conftest.py", allow_module_level=True)
 from firmware.sensors.ultrasonic import Ultrasonic
+from firmware.sensors import analog
 from firmware.sensors.analog import Analog
 from firmware.sensors.button import Button
 from firmware.sensors.sim import SimSensor
@@ -72,13 +73,13 @@ class Adc:
 
 
 def test_analog_two_point_and_dead():
-    a = Analog(Adc(500000), uv=(500000, 2500000), value=(0.0, 1000.0),
-               valid_uv=(400000, 2600000), samples=4)
+    a = Analog(Adc(500000), uv=(500000, 2400000), value=(0.0, 1900.0),
+               valid_uv=(400000, 2450000), samples=4)
     assert a.read() == 0.0
-    a.adc.uv = 1500000
-    assert a.read() == 500.0
-    a.adc.uv = 2500000
-    assert a.read() == 1000.0
+    a.adc.uv = 1450000
+    assert abs(a.read() - 950.0) < 1e-3     # float32 on an ESP32: not exact
+    a.adc.uv = 2400000
+    assert abs(a.read() - 1900.0) < 1e-3
     a.adc.uv = 0            # wire cut: below the valid window
     assert a.read() is None
     a.adc.uv = 3100000      # shorted to the rail
@@ -86,10 +87,45 @@ def test_analog_two_point_and_dead():
     a.adc.uv = None         # ADC error
     assert a.read() is None
     try:
-        Analog(Adc(0), uv=(5, 5))
+        Analog(Adc(0), uv=(500000, 500000))
         raise AssertionError("degenerate calibration accepted")
     except ValueError:
         pass
+
+
+def test_analog_refuses_calibration_outside_the_linear_range():
+    # 11 dB on an ESP32 is linear 150-2450 mV (MicroPython's ESP32 docs), not to 3.1 V
+    for uv in ((0, 2000000), (500000, 3100000), (100000, 1000000)):
+        try:
+            Analog(Adc(0), uv=uv)
+            raise AssertionError("calibration %r accepted" % (uv,))
+        except ValueError as e:
+            assert "linear range" in str(e), e
+    lo, hi = analog.linear_uv("esp32c3", 11)
+    assert (lo, hi) == (0, 2500000)
+    Analog(Adc(0), uv=(0, 2500000), linear=(lo, hi))   # fine on a C3
+    try:
+        analog.linear_uv("esp32", 3)
+        raise AssertionError("3 dB accepted")
+    except ValueError:
+        pass
+
+
+def test_analog_reading_beyond_the_knee_is_none_on_the_simulated_adc():
+    # the simulated ADC bends over above 2450 mV at 11 dB as an ESP32 does: a reading
+    # there would be a wrong level, so the driver gives None
+    from firmware import hal_simx
+    a = Analog(hal_simx.ADC(7, 11), uv=(500000, 2400000), value=(0.0, 100.0), samples=2)
+    hal_simx.set_adc(7, 1450000)
+    assert abs(a.read() - 50.0) < 1e-4
+    hal_simx.set_adc(7, 2800000)
+    assert hal_simx.ADC(7, 11).read_uv() < 2800000     # the knee
+    assert a.read() is None
+    hal_simx.set_adc(7, 80000)
+    assert hal_simx.ADC(7, 11).read_uv() == 0          # <= 100 mV reads 0
+    assert a.read() is None
+    hal_simx.set_adc(7, 160000)
+    assert a.read() is not None
 
 
 def test_button_debounce_once_per_press():
