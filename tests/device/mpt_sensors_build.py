@@ -52,7 +52,7 @@ def test_ultrasonic_from_board():
     cfg = _cfg("esp32-c3-devkitm-1")
     s = sensors.build(cfg)
     s.gap_ms = 0
-    assert s.min_mm == 200 and s.trig_us == 20 and len(s._buf) == 5
+    assert s.min_mm == 250 and s.trig_us == 20 and len(s._buf) == 5
     assert s.read() is None                               # no echo: -1
     hal_sim.set_pulse_source(lambda p, lv, t: 2912)       # ~500 mm at 20 C
     try:
