@@ -26,6 +26,7 @@ _STOP_VAR = const(0x91)
 _EXTSUP_HV = const(0x89)
 _MODEL = const(0xEE)
 _I2C_MODE = const(0x88)
+RANGE_MM = (30, 1200)   # default mode, ST datasheet DS11555: up to 1.2 m indoors
 
 
 class VL53L0X:
