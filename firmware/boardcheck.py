@@ -13,7 +13,7 @@ the chip can wake from deep sleep (ESP32 ext0/ext1: RTC GPIOs 0, 2, 4, 12-15, 25
 32-39; ESP32-S3: GPIO 0-21; ESP32-C3: GPIO 0-5); no pin used twice; an analog sensor's
 attenuation and calibration inside the ADC's linear range (firmware/sensors/analog.py);
 a distance sensor's full and empty readings inside its window (ultrasonic MODELS' blind
-zone and range, VL53L0X RANGE_MM); filters, geometry (firmware/shapes.validate),
+zone and range, VL53L0X_MM below); filters, geometry (firmware/shapes.validate),
 consumable, transport, power and memory.
 """
 from firmware import board, shapes
@@ -23,6 +23,9 @@ REQUIRED = ("name", "mcu", "pins", "sensor", "filters", "geometry", "consumable"
 # pin roles per sensor type: i = input, o = output, b = bidirectional, a = ADC input
 SENSORS = {"hx711": (("dout", "i"), ("sck", "o")), "vl53l0x": (("sda", "b"), ("scl", "b")),
            "ultrasonic": (("trig", "o"), ("echo", "i")), "analog": (("adc", "a"),), "sim": ()}
+# VL53L0X default mode (ST DS11555): a range from 30 mm to 1.2 m indoors
+VL53L0X_MM = (30, 1200)
+OPTIONAL = {"vl53l0x": (("xshut", "o"),)}   # XSHUT: reset of a wedged sensor, standby
 FILTERS = ("median", "ema", "outlier")
 # gpio: (lo, hi) inclusive ranges that exist; bad: flash/PSRAM/USB pins
 # uart0: the REPL's TX/RX; wake: deep-sleep wake sources (ext0/ext1, or GPIO wake on the C3)
@@ -114,8 +117,7 @@ def _window(s, t, g):
         lo, hi = MODELS[model][:2]
         what = model
     else:
-        from firmware.sensors.vl53l0x import RANGE_MM
-        lo, hi = RANGE_MM
+        lo, hi = VL53L0X_MM
         what = "vl53l0x"
     lo = max(lo, s.get("min_mm", lo))
     hi = min(hi, s.get("max_mm", hi))
@@ -155,6 +157,9 @@ def validate(cfg):
         if name not in sp:
             _err("sensor %s needs pins.%s", t, name)
         _pin(m, mcu, "sensor." + name, sp[name], role, used)
+    for name, role in OPTIONAL.get(t, ()):
+        if name in sp:
+            _pin(m, mcu, "sensor." + name, sp[name], role, used)
     if not isinstance(s.get("calibration", {}), dict):
         _err("sensor.calibration must be an object")
     if t == "analog":

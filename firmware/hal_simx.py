@@ -15,6 +15,7 @@ class ADC:
     # atten dB -> (linear lo, linear hi, saturation) in uV
     _R = {0: (100000, 950000, 1050000), 2.5: (100000, 1250000, 1400000),
           6: (150000, 1750000, 1950000), 11: (150000, 2450000, 2800000)}
+    _FS = {0: 950000, 2.5: 1250000, 6: 1750000, 11: 3100000}
 
     def __init__(self, pin, atten=11):
         self.pin = pin
@@ -33,7 +34,9 @@ class ADC:
         return u
 
     def read_u16(self):
-        return self.read_uv() * 65535 // self._r[2]
+        """The raw code, scaled to 16 bits: full scale about 0.95/1.25/1.75/3.1 V."""
+        fs = self._FS[self.atten]
+        return min(_adc_uv.get(self.pin, 0), fs) * 65535 // fs
 
 
 def set_adc(pin_id, uv):

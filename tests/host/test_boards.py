@@ -99,6 +99,8 @@ BAD = [
     ("esp32-s3-devkitc-1.json", _set(["geometry", "mount_mm"], 240), "blind zone"),
     ("esp32-s3-devkitc-1.json", _set(["geometry", "mount_mm"], 1500), "beyond"),
     ("esp32-s3-devkitc-1.json", _set(["geometry", "input"], "height"), "input must be"),
+    ("esp32-s3-devkitc-1.json", _set(["sensor", "pins", "xshut"], 9), "already used"),
+    ("esp32-s3-devkitc-1.json", _set(["sensor", "pins", "xshut"], 44), "UART0"),
 ]
 
 
