@@ -28,6 +28,9 @@ def world(cfg=None):
             except (OSError, ValueError, ImportError):
                 cfg = {}
         _world = World(cfg.get("world"), cfg.get("pins", {}).get("button"))
+        if (cfg.get("sensor") or {}).get("type") == "hx711":
+            from firmware.sensors import simhx711   # the driver reads a chip model
+            simhx711.in_world(_world, cfg)
     return _world
 
 

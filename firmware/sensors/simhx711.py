@@ -208,3 +208,22 @@ def attach(chip, dout, sck):
     from firmware import hal_sim
     chip.dout_id, chip.sck_id = dout, sck
     hal_sim.chips[dout] = hal_sim.chips[sck] = chip
+
+
+def in_world(w, board):
+    """On the virtual board with an hx711 sensor: a chip on the board's pins whose input is
+    the world's noisy level as grams on the platform (geometry tare + level * per_unit),
+    in counts (calibration offset + grams * scale). The control command `sensor MODE`
+    (firmware/sensors/simctl.py) sets its mode: ok, stuck, float."""
+    from firmware import hal_simx
+    s, g = board["sensor"], board.get("geometry", {})
+    c = s.get("calibration", {})
+    off, k = c.get("offset", 0), c.get("scale", 1.0)
+    tare, per = g.get("tare", 0), g.get("per_unit", 1.0)
+
+    def counts():
+        q = w.read_sensor()
+        return None if q is None else int(off + (tare + q * per) * k)
+    chip = HX711Chip(hal_simx.cpu_us, hal_simx.time.ticks_diff, counts, s.get("rate", 10))
+    attach(chip, s["pins"]["dout"], s["pins"]["sck"])
+    w.chip = chip

@@ -87,3 +87,20 @@ def test_button_and_unknown_type():
         raise AssertionError("unknown type accepted")
     except ValueError:
         pass
+
+
+def test_virtual_propane_board_reads_the_world_through_the_hx711_driver():
+    cfg = _cfg("virtual-propane")
+    cfg["world"].update({"speed": 0, "ctl": None, "noise": 0})
+    w = hal_sim.world(cfg)
+    try:
+        s = sensors.build(cfg)
+        s.setup()
+        g = s.read()
+        assert abs(g - (10600 + 8000)) < 2, g          # platform: bottle tare + gas
+        assert w.command("sensor stuck") and s.read() is None    # DOUT held low
+        assert w.command("sensor float") and s.read() is None    # pulled up: busy
+        assert w.command("sensor ok") and abs(s.read() - 18600) < 2
+    finally:
+        hal_sim.chips.clear()
+        hal_sim.set_world(None)
