@@ -58,10 +58,11 @@ def hold(pin, on):
     pin.init(hold=on)
     try:
         import esp32
-        if on:
-            esp32.gpio_deep_sleep_hold(True)
-    except (ImportError, AttributeError):
-        pass
+    except ImportError:
+        return
+    f = getattr(esp32, "gpio_deep_sleep_hold", None)   # where the port has it
+    if on and f is not None:
+        f(True)
 
 
 def WDT(id=0, timeout=5000):

@@ -23,8 +23,10 @@ pin(p, v) answers a Pin p's value(v) for the pins dout_id and sck_id (hal_sim.Pi
 to it on the virtual board, the device tests' pins do the same).
 """
 from firmware.compat import const
+from firmware.sensors.simnoise import xorshift32
 
 _PD_US = const(60)
+
 _GAIN = (0, 0, 0, 128, 32, 64)   # index: pulses - 22 (25 -> 128, 26 -> 32, 27 -> 64)
 
 
@@ -72,11 +74,7 @@ class HX711Chip:
         return self._t
 
     def _noise(self):
-        x = self._rng
-        x ^= (x << 13) & 0xFFFFFFFF
-        x ^= x >> 17
-        x ^= (x << 5) & 0xFFFFFFFF
-        self._rng = x
+        self._rng = x = xorshift32(self._rng)
         return x % (2 * self.noise + 1) - self.noise if self.noise else 0
 
     def _check_pd(self, t):

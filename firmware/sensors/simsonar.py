@@ -11,9 +11,11 @@ firmware/sensors/ultrasonic.py for the datasheets), for the device tests:
 - beyond `max_mm` no echo comes back: ECHO stays high `no_echo_ms` (60 ms) then falls;
 - with probability `second_p` a ping reports the double bounce (2 d) instead of d.
 
-pulse(pin, level, timeout_us) is the module's answer to machine.time_pulse_us; the test
-clock (ticks_us, sleep_us) tells it the TRIG pulse width and the time between pings.
+trig(v) is a write to TRIG; pulse(pin, level, timeout_us) is the module's answer to
+machine.time_pulse_us; the test clock (its `us`) tells it the TRIG pulse width and the time
+between pings.
 """
+from firmware.sensors.simnoise import xorshift32
 
 
 class SonarModel:
@@ -33,11 +35,7 @@ class SonarModel:
         self.pings = 0
 
     def _u(self):
-        x = self._rng
-        x ^= (x << 13) & 0xFFFFFFFF
-        x ^= x >> 17
-        x ^= (x << 5) & 0xFFFFFFFF
-        self._rng = x
+        self._rng = x = xorshift32(self._rng)
         return (x & 0xFFFF) / 65536
 
     def c_mps(self):
@@ -75,14 +73,3 @@ class SonarModel:
         self.clk.sleep_us(us)
         return us
 
-
-class TrigPin:
-    def __init__(self, model):
-        self.model = model
-        self.v = 0
-
-    def value(self, v=None):
-        if v is None:
-            return self.v
-        self.v = v
-        self.model.trig(v)

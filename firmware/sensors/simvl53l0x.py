@@ -12,7 +12,7 @@ min-range fail (8, 10) and a wrong distance; after it, status 11 and the true di
   must have been written;
 - `wedge()`: the ranging core hangs (no result ever) until XSHUT is cycled; `brownout()`:
   registers back to power-on defaults, the sensor keeps answering (garbage until re-init);
-- XSHUT low: hardware standby, no ACK on the bus.
+- set_xshut(v) is a write to XSHUT: low = hardware standby, no ACK on the bus.
 """
 
 _MARKS = ((0, 0x30, 0x09), (1, 0x4E, 0x2C), (0, 0x52, 0x96), (0, 0x7A, 0x0A), (1, 0x45, 0x26),
@@ -144,14 +144,3 @@ class VL53L0XModel:
             m[0x1E], m[0x1F] = mm >> 8, mm & 0xFF
         m[0x13] = 0x04 if v != 0x41 and seq == 0xE8 else 0x07
 
-
-class XshutPin:
-    def __init__(self, model):
-        self.model = model
-        self.v = 1
-
-    def value(self, v=None):
-        if v is None:
-            return self.v
-        self.v = v
-        self.model.set_xshut(v)

@@ -64,13 +64,13 @@ def test_ultrasonic_median_and_timeouts():
 
 def jsn(model_kw=None, **kw):
     """A JSN-SR04T model and the driver as the C3 board builds it, on a test clock."""
-    from firmware.sensors.simsonar import SonarModel, TrigPin
-    from mptutil import Clock
+    from firmware.sensors.simsonar import SonarModel
+    from mptutil import Clock, OutPin
     clk = Clock()
     m = SonarModel(clk, **dict({"trig_us": 20}, **(model_kw or {})))
     kw.setdefault("samples", 5)
     kw.setdefault("trig_us", 20)
-    u = Ultrasonic(TrigPin(m), Pin(), m.pulse, clk.sleep_us, clk.sleep_ms, min_mm=250, max_mm=4500,
+    u = Ultrasonic(OutPin(m.trig), Pin(), m.pulse, clk.sleep_us, clk.sleep_ms, min_mm=250, max_mm=4500,
                    **kw)
     return m, u
 

@@ -6,8 +6,17 @@ if sys.implementation.name != "micropython":  # pytest collects a file named on 
     import pytest
     pytest.skip("MicroPython test file, run by tests/conftest.py", allow_module_level=True)
 from firmware.sensors.vl53l0x import VL53L0X, _decode
-from firmware.sensors.simvl53l0x import VL53L0XModel, XshutPin
-from mptutil import Clock
+from firmware.sensors.simvl53l0x import VL53L0XModel
+from mptutil import Clock, OutPin
+
+
+def with_xshut():
+    """A sensor at 734 mm whose XSHUT is wired, initialised and ranging."""
+    m = VL53L0XModel(distance_mm=734)
+    x = OutPin(m.set_xshut, 1)
+    m, s = make(m, xshut=x)
+    assert s.read() == 734
+    return m, s, x
 
 
 def make(model=None, **kw):
@@ -86,10 +95,7 @@ def test_brownout_is_recovered_by_reinit():
 
 
 def test_wedged_sensor_recovered_with_xshut():
-    m = VL53L0XModel(distance_mm=734)
-    x = XshutPin(m)
-    m, s = make(m, xshut=x)
-    assert s.read() == 734
+    m, s, x = with_xshut()
     m.wedge()
     for _ in range(3):
         assert s.read() is None       # timeouts
@@ -105,10 +111,7 @@ def test_wedged_without_xshut_stays_none():
 
 
 def test_sleep_uses_xshut():
-    m = VL53L0XModel(distance_mm=734)
-    x = XshutPin(m)
-    m, s = make(m, xshut=x)
-    assert s.read() == 734
+    m, s, x = with_xshut()
     s.sleep()
     assert not m.on and x.v == 0
     assert s.read() == 734

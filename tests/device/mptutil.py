@@ -64,3 +64,17 @@ class Clock:
 
     def sleep_us(self, us):
         self.us += us
+
+
+class OutPin:
+    """A driver's output pin wired to a chip model: keeps its level, tells fn(v) each write
+    (a sonar's TRIG, a VL53L0X's XSHUT)."""
+
+    def __init__(self, fn, v=0):
+        self.fn, self.v = fn, v
+
+    def value(self, v=None):
+        if v is None:
+            return self.v
+        self.v = v
+        self.fn(v)
