@@ -1,7 +1,9 @@
 """RAM of each sensor driver on a board: the heap a driver's .mpy (as `consumables deploy`
-builds it, no line tables) takes once imported and built from its board section, on the
-ESP32-shaped 32-bit MicroPython (tests/mp32) and the 64-bit unix port, side by side.
-The agent imports only its board's one driver (firmware/sensors/__init__.py build()).
+builds it, no line tables) takes once imported, built from its board section, set up and
+read once with no chip attached (a VL53L0X loads its init code and drops it again; a chip
+model would count its own allocations), on the ESP32-shaped 32-bit
+MicroPython (tests/mp32) and the 64-bit unix port, side by side. The agent imports only
+its board's one driver (firmware/sensors/__init__.py build()).
 
   python tests/benchmarks/bench_drivers.py
 """
@@ -34,7 +36,10 @@ hal.I2C; hal.ADC
 gc.collect()
 a = gc.mem_alloc()
 s = firmware.sensors.build({"sensor": %r})
+s.setup()
+s.read()
 gc.collect()
+assert 'firmware.sensors.vl53l0x_init' not in sys.modules
 print(gc.mem_alloc() - a)
 """
 

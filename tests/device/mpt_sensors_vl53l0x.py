@@ -5,7 +5,8 @@ import sys
 if sys.implementation.name != "micropython":  # pytest collects a file named on the command line
     import pytest
     pytest.skip("MicroPython test file, run by tests/conftest.py", allow_module_level=True)
-from firmware.sensors.vl53l0x import VL53L0X, _decode
+from firmware.sensors.vl53l0x import VL53L0X
+from firmware.sensors.vl53l0x_init import _decode
 from firmware.sensors.simvl53l0x import VL53L0XModel
 from mptutil import Clock, OutPin
 
