@@ -9,6 +9,7 @@ signatures on both:
   UART(id, baudrate, tx, rx)  RTC()  WDT(id, timeout)
   deepsleep(ms) lightsleep(ms) reset() reset_cause() unique_id()
   time_pulse_us(pin, level, timeout_us)  disable_irq() enable_irq(state)
+  hold(pin, on)          keep an output's level through deep sleep
   ticks_ms ticks_us ticks_diff ticks_add sleep_ms sleep_us
   world(cfg=None)  the simulated World (hal_sim.World) or None on a real board
   SIM              True on the virtual board

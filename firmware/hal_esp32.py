@@ -53,6 +53,20 @@ def UART(id, baudrate=115200, tx=None, rx=None, **kw):
     return machine.UART(id, baudrate=baudrate, tx=tx, rx=rx, **kw)
 
 
+def hold(pin, on):
+    """Keep (on) or release an output's level, also through deep sleep: the pad hold of
+    MicroPython's esp32 Pin (hold=), plus esp32.gpio_deep_sleep_hold for the pins outside
+    the RTC domain (the HX711's PD_SCK must stay high while the board sleeps)."""
+    pin.init(hold=on)
+    try:
+        import esp32
+    except ImportError:
+        return
+    f = getattr(esp32, "gpio_deep_sleep_hold", None)   # where the port has it
+    if on and f is not None:
+        f(True)
+
+
 def WDT(id=0, timeout=5000):
     return machine.WDT(id, timeout=timeout)
 

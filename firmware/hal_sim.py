@@ -28,6 +28,9 @@ def world(cfg=None):
             except (OSError, ValueError, ImportError):
                 cfg = {}
         _world = World(cfg.get("world"), cfg.get("pins", {}).get("button"))
+        if (cfg.get("sensor") or {}).get("type") == "hx711":
+            from firmware.sensors import simhx711   # the driver reads a chip model
+            simhx711.in_world(_world, cfg)
     return _world
 
 
@@ -39,6 +42,7 @@ def set_world(w):
 # ---- simulated machine ----------------------------------------------------
 pins = {}      # pin id -> level driven from outside (tests, simulations); the name is
                # a qstr the board file's "pins" key makes anyway
+chips = {}     # pin id -> chip model answering for it: chip.pin(pin, v) (simhx711.py)
 
 
 def __getattr__(name):
@@ -57,9 +61,12 @@ class Pin:
         self.id = id
         self.pull = pull
         if value is not None:
-            pins[id] = 1 if value else 0
+            self.value(value)
 
     def value(self, v=None):
+        c = chips.get(self.id)
+        if c is not None:
+            return c.pin(self, v)
         if v is not None:
             pins[self.id] = 1 if v else 0
             return None

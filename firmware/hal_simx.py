@@ -9,18 +9,34 @@ _pulse = None     # callable(pin, level, timeout_us) -> us or -1/-2
 
 
 class ADC:
-    # usable full scale (uV) per attenuation in dB, as on an ESP32
+    """An ESP32's ADC1 as read_uv() shows it: linear inside the window MicroPython's ESP32
+    docs give per attenuation (firmware/sensors/analog.py LINEAR), 0 at or below ~100 mV,
+    and bending over above the window up to where the 12-bit code saturates."""
+    # atten dB -> (linear lo, linear hi, saturation) in uV
+    _R = {0: (100000, 950000, 1050000), 2.5: (100000, 1250000, 1400000),
+          6: (150000, 1750000, 1950000), 11: (150000, 2450000, 2800000)}
     _FS = {0: 950000, 2.5: 1250000, 6: 1750000, 11: 3100000}
 
     def __init__(self, pin, atten=11):
         self.pin = pin
         self.atten = atten
+        self._r = self._R[atten]    # KeyError for an attenuation the chip does not have
 
     def read_uv(self):
-        return min(_adc_uv.get(self.pin, 0), self._FS[self.atten])
+        u = _adc_uv.get(self.pin, 0)
+        lo, hi, top = self._r
+        if u <= 100000:
+            return 0
+        if u < lo:                  # the foot: reads low
+            return lo - (lo - u) * 2
+        if u > hi:                  # the knee: half the slope, then the code saturates
+            return min(hi + (u - hi) // 2, top)
+        return u
 
     def read_u16(self):
-        return self.read_uv() * 65535 // self._FS[self.atten]
+        """The raw code, scaled to 16 bits: full scale about 0.95/1.25/1.75/3.1 V."""
+        fs = self._FS[self.atten]
+        return min(_adc_uv.get(self.pin, 0), fs) * 65535 // fs
 
 
 def set_adc(pin_id, uv):
@@ -102,12 +118,31 @@ def set_pulse_source(fn):
     _pulse = fn
 
 
+def hold(pin, on):
+    """The pad hold of hal_esp32.hold: the simulated pin remembers it (tests look)."""
+    pin.held = on
+
+
+_irq = [0, 0]     # inside disable_irq(): [1, the cpu_us() it returns next]
+
+
 def disable_irq():
+    _irq[0], _irq[1] = 1, time.ticks_us()
     return 0
 
 
 def enable_irq(state=0):
-    pass
+    _irq[0] = 0
+
+
+def cpu_us():
+    """Microseconds as the code of a board sees them, for the chip models: real time,
+    except between disable_irq() and enable_irq(), where a board runs undisturbed (about
+    1 us per pin edge) but the unix process may be preempted: there each call is 1 us."""
+    if _irq[0]:
+        _irq[1] += 1
+        return _irq[1]
+    return time.ticks_us()
 
 
 def unique_id():

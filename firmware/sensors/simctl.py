@@ -17,6 +17,8 @@ One command per line, '#' starts a comment, unknown lines are ignored:
   noise F         sensor noise (fraction of capacity)
   spike P         spike probability per reading
   dropout P       dropout probability per reading
+  sensor MODE     the simulated chip behind the driver (an hx711 board): ok, stuck (DOUT held
+                  low: a dead or unpowered chip), float (DOUT undriven: wire off)
 
 After a command that was understood the world's state file (if any) is saved.
 """
@@ -49,6 +51,10 @@ def run(w, line=None):
     n = 0
     for x in todo:
         p = x.split("#")[0].split()
+        if len(p) == 2 and p[0] == "sensor" and getattr(w, "chip", None) is not None:
+            w.chip.mode = p[1]
+            n += 1
+            continue
         try:
             k = "button refill flash level rate speed advance noise spike dropout".split().index(p[0])
             # the argument: optional for the first three, else required (IndexError)

@@ -4,6 +4,7 @@ if sys.implementation.name != "micropython":  # pytest collects a file named on 
     import pytest
     pytest.skip("MicroPython test file, run by tests/conftest.py", allow_module_level=True)
 from firmware.sensors.ultrasonic import Ultrasonic
+from firmware.sensors import analog
 from firmware.sensors.analog import Analog
 from firmware.sensors.button import Button
 from firmware.sensors.sim import SimSensor
@@ -61,6 +62,65 @@ def test_ultrasonic_median_and_timeouts():
     assert u.read() is None                # beyond range
 
 
+def jsn(model_kw=None, **kw):
+    """A JSN-SR04T model and the driver as the C3 board builds it, on a test clock."""
+    from firmware.sensors.simsonar import SonarModel
+    from mptutil import Clock, OutPin
+    clk = Clock()
+    m = SonarModel(clk, **dict({"trig_us": 20}, **(model_kw or {})))
+    kw.setdefault("samples", 5)
+    kw.setdefault("trig_us", 20)
+    u = Ultrasonic(OutPin(m.trig), Pin(), m.pulse, clk.sleep_us, clk.sleep_ms, min_mm=250, max_mm=4500,
+                   **kw)
+    return m, u
+
+
+def test_ultrasonic_model_true_distance_and_pings_60ms_apart():
+    m, u = jsn({"distance_mm": 800})
+    d = u.read()
+    assert abs(d - 800) < 1 and m.pings == 5, (d, m.pings)
+    m, u = jsn({"distance_mm": 800}, gap_ms=5)      # too fast: the previous burst rings on
+    d = u.read()
+    assert m.pings == 1 and abs(d - 800) > 10, (m.pings, d)   # four pings heard old echoes
+
+
+def test_ultrasonic_short_trigger_is_ignored():
+    m, u = jsn({"distance_mm": 800}, trig_us=10)    # a JSN wants 20 us
+    assert u.read() is None and m.pings == 0
+
+
+def test_ultrasonic_temperature_compensation():
+    # 35 deg C air, 800 mm: assuming 20 deg C reads ~21 mm short... of the truth
+    m, u = jsn({"distance_mm": 800, "temp_c": 35.0})
+    assert abs(u.read() - 800) > 15
+    m, u = jsn({"distance_mm": 800, "temp_c": 35.0}, temp_c=35.0)
+    assert abs(u.read() - 800) < 1
+    m, u = jsn({"distance_mm": 800, "temp_c": 5.0}, temp=lambda: 5.0)   # from a sensor
+    assert abs(u.read() - 800) < 1
+    m, u = jsn({"distance_mm": 800}, temp=lambda: None, temp_c=20.0)    # sensor down
+    assert abs(u.read() - 800) < 1
+
+
+def test_ultrasonic_blind_zone_and_beyond_range():
+    # 200 mm is in the JSN's 250 mm blind zone: the module reports the second echo, 400 mm,
+    # a plausible wrong level (why boardcheck keeps the full level out of the blind zone)
+    m, u = jsn({"distance_mm": 200})
+    assert abs(u.read() - 400) < 1
+    m, u = jsn({"distance_mm": 100})                 # second echo 200 mm: below min_mm
+    assert u.read() is None
+    m, u = jsn({"distance_mm": 5000})                # no echo: ECHO high 60 ms > timeout
+    assert u.read() is None
+
+
+def test_ultrasonic_second_echoes_are_outvoted():
+    m, u = jsn({"distance_mm": 900, "second_p": 0.1, "seed": 3})
+    got = [u.read() for _ in range(20)]
+    assert all(abs(g - 900) < 1 for g in got), got
+    m, u = jsn({"distance_mm": 900, "second_p": 0.1, "seed": 3}, samples=1)
+    got = [u.read() for _ in range(20)]
+    assert any(abs(g - 1800) < 1 for g in got)      # one ping alone believes it
+
+
 class Adc:
     def __init__(self, uv):
         self.uv = uv
@@ -72,13 +132,13 @@ class Adc:
 
 
 def test_analog_two_point_and_dead():
-    a = Analog(Adc(500000), uv=(500000, 2500000), value=(0.0, 1000.0),
-               valid_uv=(400000, 2600000), samples=4)
+    a = Analog(Adc(500000), uv=(500000, 2400000), value=(0.0, 1900.0),
+               valid_uv=(400000, 2450000), samples=4)
     assert a.read() == 0.0
-    a.adc.uv = 1500000
-    assert a.read() == 500.0
-    a.adc.uv = 2500000
-    assert a.read() == 1000.0
+    a.adc.uv = 1450000
+    assert abs(a.read() - 950.0) < 1e-3     # float32 on an ESP32: not exact
+    a.adc.uv = 2400000
+    assert abs(a.read() - 1900.0) < 1e-3
     a.adc.uv = 0            # wire cut: below the valid window
     assert a.read() is None
     a.adc.uv = 3100000      # shorted to the rail
@@ -86,10 +146,45 @@ def test_analog_two_point_and_dead():
     a.adc.uv = None         # ADC error
     assert a.read() is None
     try:
-        Analog(Adc(0), uv=(5, 5))
+        Analog(Adc(0), uv=(500000, 500000))
         raise AssertionError("degenerate calibration accepted")
     except ValueError:
         pass
+
+
+def test_analog_refuses_calibration_outside_the_linear_range():
+    # 11 dB on an ESP32 is linear 150-2450 mV (MicroPython's ESP32 docs), not to 3.1 V
+    for uv in ((0, 2000000), (500000, 3100000), (100000, 1000000)):
+        try:
+            Analog(Adc(0), uv=uv)
+            raise AssertionError("calibration %r accepted" % (uv,))
+        except ValueError as e:
+            assert "linear range" in str(e), e
+    lo, hi = analog.linear_uv("esp32c3", 11)
+    assert (lo, hi) == (0, 2500000)
+    Analog(Adc(0), uv=(0, 2500000), linear=(lo, hi))   # fine on a C3
+    try:
+        analog.linear_uv("esp32", 3)
+        raise AssertionError("3 dB accepted")
+    except ValueError:
+        pass
+
+
+def test_analog_reading_beyond_the_knee_is_none_on_the_simulated_adc():
+    # the simulated ADC bends over above 2450 mV at 11 dB as an ESP32 does: a reading
+    # there would be a wrong level, so the driver gives None
+    from firmware import hal_simx
+    a = Analog(hal_simx.ADC(7, 11), uv=(500000, 2400000), value=(0.0, 100.0), samples=2)
+    hal_simx.set_adc(7, 1450000)
+    assert abs(a.read() - 50.0) < 1e-4
+    hal_simx.set_adc(7, 2800000)
+    assert hal_simx.ADC(7, 11).read_uv() < 2800000     # the knee
+    assert a.read() is None
+    hal_simx.set_adc(7, 80000)
+    assert hal_simx.ADC(7, 11).read_uv() == 0          # <= 100 mV reads 0
+    assert a.read() is None
+    hal_simx.set_adc(7, 160000)
+    assert a.read() is not None
 
 
 def test_button_debounce_once_per_press():

@@ -1,108 +1,127 @@
-# VL53L0X driver against a fake I2C bus that records register traffic.
+# VL53L0X driver against a register model of the chip (firmware/sensors/simvl53l0x.py):
+# ranges are only valid once ST's init + calibration sequence has been written.
+# heapsize: 128K    (several 1 KB register models per test)
 import sys
 if sys.implementation.name != "micropython":  # pytest collects a file named on the command line
     import pytest
     pytest.skip("MicroPython test file, run by tests/conftest.py", allow_module_level=True)
 from firmware.sensors.vl53l0x import VL53L0X
+from firmware.sensors.vl53l0x_init import _decode
+from firmware.sensors.simvl53l0x import VL53L0XModel
+from mptutil import Clock, OutPin
 
 
-class FakeTof:
-    """Answers like a VL53L0X at 0x29: model id, stop variable, single-shot ranging."""
-
-    def __init__(self, ranges, status=11, model=0xEE, stuck=False):
-        self.regs = bytearray(256)
-        self.regs[0xC0] = model
-        self.regs[0x91] = 0x3C
-        self.regs[0x84] = 0x11
-        self.ranges = list(ranges)
-        self.status = status
-        self.stuck = stuck      # never reports a result
-        self.log = []           # ("w"|"r", reg, value)
-        self.dead = False
-
-    def _check(self, addr):
-        if self.dead or addr != 0x29:
-            raise OSError(19)   # ENODEV: no ACK
-
-    def readfrom_mem_into(self, addr, reg, buf):
-        self._check(addr)
-        for i in range(len(buf)):
-            buf[i] = self.regs[reg + i]
-        self.log.append(("r", reg, bytes(buf)))
-
-    def writeto_mem(self, addr, reg, buf):
-        self._check(addr)
-        v = buf[0]
-        self.log.append(("w", reg, v))
-        if reg == 0x00 and v == 1 and self.regs[0xFF] == 0:
-            # start of a single-shot: bit clears at once, result ready
-            self.regs[0] = 0
-            if not self.stuck:
-                mm = self.ranges.pop(0)
-                self.regs[0x14] = self.status << 3
-                self.regs[0x1E] = mm >> 8
-                self.regs[0x1F] = mm & 0xFF
-                self.regs[0x13] = 0x04
-            return
-        if reg == 0x0B and v == 1:
-            self.regs[0x13] = 0
-            return
-        self.regs[reg] = v
+def with_xshut():
+    """A sensor at 734 mm whose XSHUT is wired, initialised and ranging."""
+    m = VL53L0XModel(distance_mm=734)
+    x = OutPin(m.set_xshut, 1)
+    m, s = make(m, xshut=x)
+    assert s.read() == 734
+    return m, s, x
 
 
-def test_init_sequence_and_reading():
-    f = FakeTof([1234])
-    s = VL53L0X(f, offset_mm=-4)
+def make(model=None, **kw):
+    m = model or VL53L0XModel(distance_mm=734)
+    clk = Clock()
+    kw.setdefault("timeout_ms", 10)
+    s = VL53L0X(m, ticks_ms=clk.ticks_ms, ticks_diff=clk.ticks_diff, sleep_ms=clk.sleep_ms, **kw)
+    return m, s
+
+
+def test_full_init_then_valid_ranges():
+    m, s = make(offset_mm=-4)
     assert s.setup() is True
-    assert f.log[0] == ("r", 0xC0, b"\xee")
-    writes = [(r, v) for k, r, v in f.log if k == "w"]
-    assert (0x89, 1) in writes and (0x88, 0) in writes and (0x0A, 4) in writes
-    assert (0x84, 0x01) in writes       # interrupt active low
+    assert m.initialised() and m.spads_ok() and m.vhv and m.phase
     assert s._stop == 0x3C
-    f.log = []
-    assert s.read() == 1230
-    w = [(r, v) for k, r, v in f.log if k == "w"]
-    # the stop variable is restored before each start, start, then interrupt clear
-    assert w.index((0x91, 0x3C)) < w.index((0x00, 1)) and w[-1] == (0x0B, 1), w
-    assert ("r", 0x1E, b"\x04\xd2") in f.log
+    assert s.read() == 730 and s.status == 11
+    m.distance_mm = 400
+    assert s.read() == 396
 
 
-def test_out_of_range_codes():
-    f = FakeTof([8190, 8191, 500])
-    s = VL53L0X(f)
-    assert s.read() is None and s.read() is None and s.read() == 500
+def test_skipping_init_gives_failing_statuses():
+    # the old driver's setup (id, 2V8, stop variable, interrupt config) without StaticInit,
+    # SPADs, tuning, budget and calibration: the model answers 6/9/8/10 and a wrong range
+    m, s = make()
+    s.ok = True
+    s._stop = 0x3C
+    for _ in range(2):
+        assert s.read() is None and s.status in (6, 8, 9, 10), s.status
+    assert s.ok is True               # two bad reads: not yet wedged
+    assert s.read() is None and s.ok is False   # three: re-init on the next read
+    assert s.read() == 734 and m.initialised()
 
 
-def test_bad_status_is_none():
-    s = VL53L0X(FakeTof([300], status=4))   # no target (MSRC)
-    assert s.read() is None
+def test_spad_map_from_nvm():
+    for spads, aperture in ((5, 1), (8, 0), (3, 1)):
+        m, s = make(VL53L0XModel(spads=spads, aperture=aperture))
+        assert s.setup() and m.spads_ok(), (spads, aperture)
 
 
-def test_wrong_model_id():
-    s = VL53L0X(FakeTof([100], model=0xAA))
+def test_timing_budget_from_the_board():
+    m1, s1 = make(budget_us=33000)
+    m2, s2 = make(budget_us=200000)
+    assert s1.setup() and s2.setup()
+    f1 = _decode(m1.mem[0][0x71] << 8 | m1.mem[0][0x72])
+    f2 = _decode(m2.mem[0][0x71] << 8 | m2.mem[0][0x72])
+    assert f2 > 5 * f1 > 0, (f1, f2)
+    m3, s3 = make(budget_us=5000)     # below the API's 20 ms minimum: refused
+    assert s3.setup() is False
+
+
+def test_no_target_is_none_but_not_a_fault():
+    m, s = make(VL53L0XModel(distance_mm=3000))
+    for _ in range(5):
+        assert s.read() is None
+    assert s.ok and s.bad == 0
+
+
+def test_wrong_model_id_and_enodev():
+    m = VL53L0XModel()
+    m.mem[0][0xC0] = 0xAA
+    m, s = make(m)
     assert s.setup() is False and s.read() is None
+    m, s = make()
+    m.on = False
+    assert s.setup() is False and s.read() is None
+    m2, s2 = make(addr=0x30)          # wrong address: no ACK
+    assert s2.read() is None
 
 
-def test_dead_sensor_enodev():
-    f = FakeTof([100])
-    f.dead = True
-    s = VL53L0X(f)
-    assert s.setup() is False
-    assert s.read() is None
-    # wrong address: also no ACK
-    assert VL53L0X(FakeTof([1]), addr=0x30).read() is None
+def test_brownout_is_recovered_by_reinit():
+    m, s = make()
+    assert s.read() == 734
+    m.brownout()                      # registers lost, still on the bus
+    got = [s.read() for _ in range(4)]
+    assert got[:3] == [None] * 3 and got[3] == 734, got
+
+
+def test_wedged_sensor_recovered_with_xshut():
+    m, s, x = with_xshut()
+    m.wedge()
+    for _ in range(3):
+        assert s.read() is None       # timeouts
+    assert s.ok is False and x.v == 0 and not m.on   # XSHUT pulled low
+    assert s.read() == 734 and m.on   # XSHUT up, re-init, calibrated again
+
+
+def test_wedged_without_xshut_stays_none():
+    m, s = make()
+    assert s.read() == 734
+    m.wedge()
+    assert all(s.read() is None for _ in range(6))   # never a made-up distance
+
+
+def test_sleep_uses_xshut():
+    m, s, x = with_xshut()
+    s.sleep()
+    assert not m.on and x.v == 0
+    assert s.read() == 734
 
 
 def test_unplug_and_replug():
-    f = FakeTof([100, 200, 300])
-    s = VL53L0X(f)
-    assert s.read() == 100
-    f.dead = True
+    m, s = make()
+    assert s.read() == 734
+    m.on = False
     assert s.read() is None and s.ok is False
-    f.dead = False
-    assert s.read() == 200     # re-initialised on the next read
-
-
-def test_timeout_when_no_result():
-    s = VL53L0X(FakeTof([], stuck=True), timeout_ms=10)
-    assert s.read() is None
+    m.on = True
+    assert s.read() == 734

@@ -39,3 +39,42 @@ def agent_flash(root, key, board_path="boards/virtual.json"):
         json.dump({"device_id": "m1", "key": "".join("%02x" % x for x in key), "consent": 4}, f)
     with open(root + "sim.json", "w") as f:
         json.dump({"speed": 0, "ctl": None, "refill_after_days": 2}, f)
+
+
+class Clock:
+    """A test's clock for drivers and chip models: ticks_us() advances 1 us per call (about
+    one bit-banged pin edge), sleep_ms/sleep_us advance as asked. Exact and load-free."""
+
+    def __init__(self):
+        self.us = 0
+
+    def ticks_us(self):
+        self.us += 1
+        return self.us
+
+    def ticks_ms(self):
+        return self.us // 1000
+
+    @staticmethod
+    def ticks_diff(a, b):
+        return a - b
+
+    def sleep_ms(self, ms):
+        self.us += ms * 1000
+
+    def sleep_us(self, us):
+        self.us += us
+
+
+class OutPin:
+    """A driver's output pin wired to a chip model: keeps its level, tells fn(v) each write
+    (a sonar's TRIG, a VL53L0X's XSHUT)."""
+
+    def __init__(self, fn, v=0):
+        self.fn, self.v = fn, v
+
+    def value(self, v=None):
+        if v is None:
+            return self.v
+        self.v = v
+        self.fn(v)

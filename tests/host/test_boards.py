@@ -60,7 +60,7 @@ BAD = [
     ("esp32-devkitc.json", _set(["sensor", "pins", "sck"], 7), "flash"),
     ("esp32-devkitc.json", _set(["sensor", "pins", "sck"], 35), "input-only"),
     ("esp32-devkitc.json", _set(["sensor", "pins", "sck"], 16), "already used"),
-    ("esp32-devkitc.json", _set(["pins", "button"], 17), "already used"),
+    ("esp32-s3-devkitc-1.json", _set(["pins", "button"], 8), "already used"),
     ("esp32-devkitc.json", _set(["sensor", "pins", "dout"], 12), "strapping"),
     ("esp32-devkitc.json", _set(["geometry"], KeyError), "missing field 'geometry'"),
     ("esp32-devkitc.json", _set(["consumable", "unit"], "litres"), "consumable.unit"),
@@ -81,6 +81,26 @@ BAD = [
     ("esp32-c3-devkitm-1.json", _set(["sensor", "pins"], {"trig": 5}), "pins.echo"),
     ("esp32-c3-devkitm-1.json", _set(["transport"], {}), "transport"),
     ("virtual.json", _set(["mcu"], "esp32"), "sim needs mcu virtual"),
+    # deep-sleep wake: ESP32 RTC GPIOs, S3 0-21, C3 0-5 (the C3 board's old GPIO 10)
+    ("esp32-devkitc.json", _set(["pins", "button"], 16), "cannot wake esp32"),
+    ("esp32-s3-devkitc-1.json", _set(["pins", "button"], 40), "cannot wake esp32s3"),
+    ("esp32-c3-devkitm-1.json", _set(["pins", "button"], 10), "cannot wake esp32c3"),
+    # UART0 (REPL) and WROVER PSRAM pins
+    ("esp32-devkitc.json", _set(["sensor", "pins", "dout"], 3), "UART0"),
+    ("esp32-devkitc.json", _set(["sensor", "pins", "sck"], 1), "UART0"),
+    ("esp32-s3-devkitc-1.json", _set(["sensor", "pins", "sda"], 43), "UART0"),
+    ("esp32-c3-devkitm-1.json", _set(["sensor", "pins", "echo"], 20), "UART0"),
+    ("esp32-devkitc.json", _set(["memory", "psram"], "quad"), "GPIO 16 is wired to flash/PSRAM"),
+    # distance sensors: full level out of the blind zone, empty level within range
+    ("esp32-c3-devkitm-1.json", _set(["geometry", "mount_mm"], 800), "blind zone"),
+    ("esp32-c3-devkitm-1.json", _set(["sensor", "max_mm"], 850), "beyond"),
+    ("esp32-c3-devkitm-1.json", _set(["geometry", "mount_mm"], 5000), "beyond"),
+    ("esp32-c3-devkitm-1.json", _set(["sensor", "model"], "srf05"), "sensor.model"),
+    ("esp32-s3-devkitc-1.json", _set(["geometry", "mount_mm"], 240), "blind zone"),
+    ("esp32-s3-devkitc-1.json", _set(["geometry", "mount_mm"], 1500), "beyond"),
+    ("esp32-s3-devkitc-1.json", _set(["geometry", "input"], "height"), "input must be"),
+    ("esp32-s3-devkitc-1.json", _set(["sensor", "pins", "xshut"], 9), "already used"),
+    ("esp32-s3-devkitc-1.json", _set(["sensor", "pins", "xshut"], 44), "UART0"),
 ]
 
 
@@ -98,6 +118,36 @@ def test_analog_must_be_adc1():
         board.validate(cfg)
     cfg["sensor"]["pins"]["adc"] = 3
     board.validate(cfg)
+
+
+@pytest.mark.parametrize("mcu,pin,atten,uv,ok", [
+    ("esp32c3", 3, 11, [500000, 2500000], True),      # C3: 0-2500 mV at 11 dB
+    ("esp32c3", 3, 11, [500000, 2600000], False),
+    ("esp32c3", 3, 3, [500000, 1000000], False),       # no 3 dB attenuation
+    ("esp32", 34, 11, [150000, 2450000], True),        # ESP32: 150-2450 mV at 11 dB
+    ("esp32", 34, 11, [500000, 3100000], False),       # the old "linear to 3.1 V"
+    ("esp32", 34, 0, [50000, 900000], False),          # <= 100 mV reads 0 at 0 dB
+    ("esp32s3", 4, 11, [0, 3100000], True),
+])
+def test_analog_calibration_inside_the_linear_range(mcu, pin, atten, uv, ok):
+    cfg = _load({"esp32c3": "esp32-c3-devkitm-1.json", "esp32": "esp32-devkitc.json",
+                 "esp32s3": "esp32-s3-devkitc-1.json"}[mcu])
+    cfg["sensor"] = {"type": "analog", "pins": {"adc": pin}, "atten": atten,
+                     "calibration": {"uv": uv, "value": [0, 100]}}
+    cfg["geometry"] = {"shape": "linear", "empty": 0, "full": 100}
+    if ok:
+        board.validate(cfg)
+    else:
+        with pytest.raises(ValueError, match="linear range|atten"):
+            board.validate(cfg)
+
+
+def test_old_c3_board_is_rejected_twice_over():
+    cfg = _load("esp32-c3-devkitm-1.json")
+    cfg["pins"]["button"] = 4
+    cfg["geometry"]["mount_mm"] = 800                  # full drum at 220 mm
+    with pytest.raises(ValueError, match="reads 220 mm, inside the jsn-sr04t's blind zone"):
+        board.validate(cfg)
 
 
 def test_load_errors(tmp_path):
