@@ -26,8 +26,9 @@ FW = "0.3.0"
 _FAULT_N = const(5)        # consecutive empty reads before a sensor_fault event
 _DAY = const(86400)
 
-# the config downlink's keys 1..6, in order (protocol/schema.py names them the same)
-CFG_KEYS = ("sample_s", "report_s", "near_empty_report_s", "lead_time_h", "margin_h", "low_pct")
+# the config downlink's keys 1..8, in order (protocol/schema.py names them the same)
+CFG_KEYS = ("sample_s", "report_s", "near_empty_report_s", "lead_time_h", "margin_h", "low_pct",
+            "lead_sd_h", "risk_pm")
 
 
 def log(*a):
@@ -128,7 +129,7 @@ class Agent:
         if est.refilled:
             self._try(pol.refilled, ep, rem or 0)
             self._report_usage(t, ep)
-        self._try(pol.assess, ep, None if tte is None else tte[0])
+        self._try(pol.assess, ep, tte)
         if self.usage.due(t, _DAY):
             self._report_usage(t, ep)
         if self.report.due(t):

@@ -27,6 +27,8 @@ def estimator(state, board):
         try:
             if state[0] == 3:
                 state = _est_v3(state)
+            if state[0] == 4:
+                state = _est_v4(state)
             return Estimator.restore(state)
         except (ValueError, TypeError, IndexError, KeyError):
             pass
@@ -43,6 +45,18 @@ def _est_v3(st):
     n = s[20] * 1000
     s[20] = n - int(n)
     return [4] + st[1:6] + [int(n), b2a_base64(bytes(s)).strip()] + st[7:]
+
+
+def _est_v4(st):
+    """Firmware 0.3.x's v4 checkpoint as v5: the state array grew from 35 slots to 67
+    (the reading's quantum, unknown: the capacity; the learnt band, the bad-input count
+    and the last week's forecasts: none yet)."""
+    from array import array
+    from binascii import a2b_base64, b2a_base64
+    s = array("d", a2b_base64(st[7]))
+    s.extend(array("d", bytes(8 * (67 - len(s)))))
+    s[35] = st[1]
+    return [5] + st[1:7] + [b2a_base64(bytes(s)).strip()] + st[8:]
 
 
 def parts(a, board, prov, root, transport, sensor, button, est, ck, start):
@@ -72,8 +86,9 @@ def parts(a, board, prov, root, transport, sensor, button, est, ck, start):
     rs = pw.get("report_s", 3600)
     a.cfg = {"sample_s": pw.get("sample_s", 600), "report_s": rs,
              "near_empty_report_s": pol.get("near_empty_report_s", max(1, rs // 4)),
-             "lead_time_h": pol.get("lead_time_h", 72), "margin_h": pol.get("margin_h", 24),
-             "low_pct": pol.get("low_pct", 20)}
+             "lead_time_h": pol.get("lead_time_h", 72), "margin_h": pol.get("margin_h", 0),
+             "low_pct": pol.get("low_pct", 20), "lead_sd_h": pol.get("lead_sd_h", 24),
+             "risk_pm": pol.get("risk_pm", 20)}
     saved = store.load(a._cfg_path)
     if saved:
         a.cfg.update(saved)

@@ -33,10 +33,24 @@
 # smaller rise -> top-up (new segment, same episode), a fall -> fast consumption. A lone
 # spike is never followed by a consistent sample, so it is dropped (counted in ``rejected``).
 #
-# Time-to-empty = remaining / rate. Its band combines the rate's standard error, the level's
-# variance, and the residual spread of the level around the line (how far bursty usage can
-# carry the real crossing away from the straight-line one), at ``band_z`` sigmas (1.2816 =
-# 80 % two-sided). ``hi`` is None when the band is unbounded.
+# Change of habits: on each bucket close the newest 7 days are fitted alone too; a rate
+# that differs from the window's by more than _ZCHG sigmas (the two standard errors and
+# the learnt week-ahead miss below) drops the older buckets, so a doubled or halved usage
+# is followed within days, not after the 21-day window has turned over.
+#
+# Quantised gauges (1 % or 10 % steps, as many printers report toner): the smallest
+# non-zero step between readings is learnt; the reading's variance is at least step^2/12,
+# and a bucket mean does not average that error away (it is the same for every reading
+# until the next step), so the level follows the line between steps.
+#
+# Time-to-empty = remaining / rate. Its band combines the level's variance, the residual
+# spread of the level around the line, the level's wander over the time to empty (Q * T),
+# and the rate's relative uncertainty: the larger of its standard error and what the device
+# learnt from its own misses (once a day, the rate forecast of 7 days before against the
+# level since, averaged in _VREL; scaled by sqrt(7 days / T)). At ``band_z`` sigmas
+# (1.2816 = 80 % two-sided); ``hi`` is None when the band is unbounded. Bad input (NaN,
+# inf, a negative reading, time going back; a capacity not > 0) is ignored and counted
+# (bad_inputs()).
 #
 # Numbers: ESP32 MicroPython floats are 32-bit, so times are kept as offsets from the first
 # sample and sums are centred before squaring. t0 itself stays an exact attribute (an int
@@ -70,7 +84,9 @@ from math import nan, sqrt
 from firmware.compat import const
 
 _DAY = const(86400)
-_STATE_V = const(4)    # v4: consumed milli-units as an int (v3 is migrated by restore)
+_STATE_V = const(5)    # v5: slots 35.. (quantum, learnt band, bad inputs, forecasts);
+                       # v4 (consumed milli-units as an int) and v3 are migrated at boot
+_ZCHG = 3.0       # sigmas between the newest days' rate and the window's that make a change
 _SD_MAD = 0.8862  # sigma of one reading = _SD_MAD * E|difference of two readings| (normal noise)
 
 # Slots of the state array self._s. Parameters (fixed after __init__):
@@ -110,14 +126,25 @@ _PN = const(31)        # held outliers: count, sum w, sum w*t, sum w*q
 _PW = const(32)
 _PT = const(33)
 _PQ = const(34)
-_NS = const(35)        # number of slots
+_QSTEP = const(35)     # smallest non-zero step between successive readings: a gauge's
+                       # quantum (1 % or 10 % of many printers' toner), a noise floor of R
+_VREL = const(36)      # learnt: mean square relative error of the rate over a week ahead
+_NV = const(37)        # how many weekly errors were learnt (capped)
+_BAD = const(38)       # inputs ignored as invalid: NaN/inf/negative reading, time going back
+_FC = const(39)        # 7 x 4: the forecasts of the last 7 days, one a day: time (days),
+                       # level, rate, segment (see _check)
+_NS = const(67)        # number of slots
 
 
 class Estimator:
     def __init__(self, capacity, window_s=21 * 86400, refill_jump=0.2, nbuckets=84,
                  gate=4, gate_min=0.03, confirm=2, band_z=1.2816, rate_min=None,
                  min_span_s=86400, noise0=0.005):
-        c = self.capacity = float(capacity)
+        c = float(capacity)
+        bad = not 0 < c < 1e30   # 0, negative, NaN, inf: a capacity the maths cannot use
+        if bad:
+            c = 100.0            # ... so the unit is taken as %, and the input counted
+        self.capacity = c
         n = int(nbuckets)
         self.episode = self.rejected = self.consumed = 0
         self.refilled = False
@@ -134,6 +161,8 @@ class Estimator:
         s[_BS] = max(1, w // n)
         s[_BIDX] = -1
         s[_QPREV] = nan
+        s[_QSTEP] = c
+        s[_BAD] = bad
         s[_MAD] = noise0 * c / _SD_MAD  # noise0: prior sensor noise, fraction of capacity
         s[_Q] = (c / 20) ** 2           # until a fit exists, let the level wander freely
         # bucket ring (nbuckets = its length): mean time (days since t0), mean level, weight,
@@ -146,12 +175,19 @@ class Estimator:
     def update(self, t, q, quality=10):
         self.refilled = False
         s = self._s
+        # bad input (NaN, inf, a negative reading or quality, time going back) is ignored
+        # and counted: the comparisons are False for NaN
+        if not -1e15 < t < 1e15 or (q is not None and not (0 <= q < 1e30 and quality >= 0)):
+            s[_BAD] += 1
+            return
         t0 = self._t0
         if t0 is None:
             t0 = self._t0 = t
         ts = t - t0
-        if ts > s[_TNOW]:
-            s[_TNOW] = ts
+        if ts < s[_TNOW]:
+            s[_BAD] += 1
+            return
+        s[_TNOW] = ts
         if q is None or quality <= 0:
             return  # dropout: time moves on, the level is predicted on query
         td = ts / _DAY
@@ -167,6 +203,9 @@ class Estimator:
             s[_TL] = td
             self._accept(td, q, w, q, 4 * R, R)
             return
+        qp = s[_QPREV]
+        if qp == qp and 0 < abs(q - qp) < s[_QSTEP]:
+            s[_QSTEP] = abs(q - qp)
         L, P = self._predict(td)
         gm = s[_GMIN] * self.capacity
         if abs(q - L) <= max(s[_GATE] * sqrt(P + R), gm):
@@ -213,8 +252,13 @@ class Estimator:
         if L <= 0:
             return (0, 0, 0)
         d = L / r * _DAY
-        rel = s[_BANDZ] * sqrt((P + s[_SDEV] ** 2) / (L * L) + (sr / r) ** 2)
+        rel = s[_BANDZ] * sqrt((P + s[_SDEV] ** 2 + s[_Q] * L / r) / (L * L)
+                               + max((sr / r) ** 2, s[_VREL] * min(1, sqrt(7 * r / L))))
         return (d, d / (1 + rel), d / (1 - rel) if rel < 1 else None)
+
+    def bad_inputs(self):
+        # inputs ignored as invalid (see update), and a capacity that was not > 0
+        return int(self._s[_BAD])
 
     def consumed_milli(self):
         # sum of decreases of the smoothed level, across refills (usage metering), in
@@ -244,9 +288,12 @@ class Estimator:
         return e
 
     # ---------------------------------------------------------------- internals
-    def _R(self):
-        sd = max(_SD_MAD * self._s[_MAD], self.capacity / 10000)
-        return sd * sd
+    def _R(self, quantum=True):
+        # a quantised reading is anywhere within +-half a step of the truth: variance q^2/12
+        s = self._s
+        sd = max(_SD_MAD * s[_MAD], self.capacity / 10000)
+        q = s[_QSTEP] if quantum and s[_QSTEP] < self.capacity / 5 else 0
+        return max(sd * sd, q * q / 12)
 
     def _predict(self, td):
         s = self._s
@@ -344,8 +391,50 @@ class Estimator:
         s[_BN] = min(s[_BN] + 1, n)
         s[_AW] = s[_AT] = s[_AQ] = 0
         self._fit()
+        # a change of habits: the newest week's rate against the whole window's. When they
+        # differ by more than _ZCHG combined sigmas, the older buckets describe a usage that is
+        # gone: forget them (the window then grows again from the change)
+        for dd in (7,):
+            k = int(dd * _DAY // s[_BS])
+            if not s[_VALID] or s[_BN] < 2 * k:
+                break
+            r, sr, sd, q = s[_RATE], s[_RSIG], s[_SDEV], s[_Q]
+            self._fit(k)
+            # sigmas: the fits' standard errors, and how far a week's real usage strayed
+            # from its forecast so far (_VREL: swings that are no change of habits)
+            if abs(s[_RATE] - r) > _ZCHG * sqrt(sr * sr + s[_RSIG] ** 2 + s[_VREL] * r * r):
+                s[_BN] = k
+                break
+            s[_RATE], s[_RSIG], s[_SDEV], s[_Q] = r, sr, sd, q
+            s[_VALID] = 1
+        self._check()
 
-    def _fit(self):
+    def _check(self):
+        # once a day: how wrong was the rate forecast of 7 days ago (same segment, so no
+        # refill between)? Its relative error squared is averaged into _VREL, the band's
+        # floor for the rate's uncertainty: the band learns from the device's own misses
+        s = fc = self._s
+        td = s[_TNOW] / _DAY
+        j = _FC + 4 * (int(td) % 7)
+        if not s[_VALID] or td - fc[j] < 1:
+            return
+        L = self._predict(td)[0]
+        r0 = fc[j + 2]
+        h = td - fc[j]
+        if 6 <= h < 8 and r0 > s[_RMIN] and fc[j + 3] == s[_SEG]:
+            e = (fc[j + 1] - L) / (r0 * h) - 1
+            n = min(s[_NV] + 1, 30)
+            s[_NV] = n
+            v = s[_VREL]
+            # clipped at 4x what was learnt: a change of habits is a miss too, but one the
+            # change test above must still see (it compares against _VREL)
+            s[_VREL] = v + (min(e * e, 4 * v + 0.01, 1) - v) / n
+        fc[j] = td
+        fc[j + 1] = L
+        fc[j + 2] = s[_RATE]
+        fc[j + 3] = s[_SEG]
+
+    def _fit(self, k=0):
         s, bt, bq, bw, bg, u, e = self._s, self._bt, self._bq, self._bw, self._bg, self._u, self._e
         nb = len(bt)
         # forget buckets that fell out of the window (possible after long gaps)
@@ -354,6 +443,8 @@ class Estimator:
         while n and bt[(h - n) % nb] < tmin:
             n -= 1
         s[_BN] = n
+        if k:
+            n = min(n, k)  # the newest k buckets only
         ix = self._ix
         for k in range(n):
             ix[k] = i = (h - n + k) % nb
@@ -408,7 +499,10 @@ class Estimator:
         s[_RSIG] = sqrt(swe / dof / sxx * (1 + rho) / (1 - rho))
         s[_SDEV] = sqrt(swe / su)
         # process noise: bucket-to-bucket wander of the residuals beyond what noise explains
+        # (a bucket's mean averages the noise of its readings, not their quantisation error,
+        # which stays the same from one reading to the next)
         if nd:
-            Q = (sd / nd - 2 * self._R() * n / sw) / (s[_BS] / _DAY)
+            Q = (sd / nd - 2 * (self._R(False) * n / sw + self._R() - self._R(False))) / (
+                s[_BS] / _DAY)
             s[_Q] = max(Q, (self.capacity / 500) ** 2)
         s[_VALID] = sum([a[4] - a[3] for a in m.values()]) * _DAY >= s[_SPAN]

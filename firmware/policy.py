@@ -5,8 +5,10 @@
                       message is stored, so two presses never share a key (a cut in between
                       loses that press rather than merging it with the next one)
   curated offering    hello carries the consumable identity from the board file
-  coach behaviour     tte < lead + margin -> one low_soon per depletion episode; re-armed by
-                      a new episode or by tte rising above 1.5 x threshold (hysteresis)
+  coach behaviour     risk_threshold() says the chance of running empty before a box ordered
+                      now arrives exceeds the risk setting -> one low_soon per depletion
+                      episode; re-armed by a new episode or by tte rising above 1.5 x that
+                      threshold (hysteresis)
   automatic execution consent >= automatic: one order_request per episode (trigger=automatic,
                       key "<device>-e<episode>"); persisted *after* it is stored: a cut in
                       between re-sends the same key, which the supplier deduplicates
@@ -23,12 +25,46 @@ device's button, and that press confirms it instead of ordering. So neither a br
 stolen key can widen what the device shares (docs/THREAT_MODEL.md T17). A board without a
 button can only be raised by re-provisioning (`consumables deploy --consent`).
 """
+from math import log, sqrt
+
 from firmware import clock, store
 from firmware.compat import const
 from protocol import messages as M
 
 _KEEP_ORDERS = const(4)   # order_status records kept (newest)
 CONFIRM_MS = 600000   # how long a requested consent raise waits for the customer's press
+_Z80 = 1.2816         # the estimator's band is 80 % two-sided: +-1.2816 sigma
+
+
+def risk_threshold(cfg, tte):
+    """Time to empty (s) below which P(empty before a box ordered now arrives) > risk.
+
+    tte: the estimator's (point d, lo, hi) 80 % band, or a bare point forecast (no spread).
+    The band is the rate's: T = L / r with r normal, relative sigma c = (d / lo - 1) / 1.2816
+    (lo = d / (1 + 1.2816 c)); the arrival A is normal, mean lead_time_h + margin_h, sigma
+    lead_sd_h. Empty first <=> L < r A, and r A is taken as normal (mean r mu, variance
+    r^2 sd^2 + mu^2 sigma_r^2 + sigma_r^2 sd^2), so P > risk <=> d < mu + z sqrt(sd^2 +
+    (mu c)^2 + (sd c)^2), z the
+    upper (risk) quantile of N(0, 1). With no spread at all this is today's rule
+    (tte < lead + margin). Against the exact chance (a numeric integral, tests/device/
+    mpt_policy.py) the normal r A understates the skewed tail: 2 % asked is 2.0 % real
+    with a +-5 % band, 3.2 % with a +-30 % one."""
+    mu = (cfg.get("lead_time_h", 72) + cfg.get("margin_h", 24)) * 3600
+    v = (cfg.get("lead_sd_h", 0) * 3600) ** 2
+    if isinstance(tte, tuple):
+        d, lo, hi = tte
+        if d <= 0:
+            return mu + 1  # empty now
+        c = (d / lo - 1) / _Z80 if lo > 0 else 3
+        v += (mu * c) ** 2 + v * c * c   # Var(r A) of independent normals, divided by r^2
+    p = cfg.get("risk_pm", 20) / 1000
+    if v <= 0 or p <= 0 or p >= 0.5:
+        return mu
+    # Abramowitz & Stegun 26.2.23: upper p-quantile of N(0,1), |error| < 4.5e-4
+    t = sqrt(-2 * log(p))
+    z = t - (2.515517 + 0.802853 * t + 0.010328 * t * t) / (
+        1 + 1.432788 * t + 0.189269 * t * t + 0.001308 * t * t * t)
+    return mu + z * sqrt(v)
 
 
 class Policy:
@@ -115,15 +151,16 @@ class Policy:
                            trigger=M.BY_BUTTON)
 
     # ---- coach + automatic execution -----------------------------------------
-    def assess(self, episode, tte_s):
-        """After each estimate: episode number and time-to-empty seconds (or None)."""
+    def assess(self, episode, tte):
+        """After each estimate: episode number and the estimator's tte() (point, lo, hi)
+        band, a bare point forecast in seconds, or None."""
         if episode != self.episode:
             self.episode = episode
             self.save()
-        if tte_s is None:
+        if tte is None:
             return
-        c = self.cfg
-        th = (c.get("lead_time_h", 72) + c.get("margin_h", 24)) * 3600   # threshold, s
+        th = risk_threshold(self.cfg, tte)
+        tte_s = tte[0] if isinstance(tte, tuple) else tte
         changed = False
         if self.low_ep != -1 and (self.low_ep != episode or tte_s > th * 1.5):
             self.low_ep = -1                   # re-armed

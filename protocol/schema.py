@@ -24,7 +24,7 @@ NAMES = {
     M.USAGE: ("usage", ("consumed_milli", "episode", "dropped")),
     M.ACK: ("ack", ("seq",)),
     M.CONFIG: ("config", ("sample_s", "report_s", "near_empty_report_s", "lead_time_h", "margin_h",
-                          "low_pct")),
+                          "low_pct", "lead_sd_h", "risk_pm")),
     M.CONSENT: ("consent", ("level",)),
     M.ORDER_STATUS: ("order_status", ("key", "status")),
     M.TIME: ("time", ("unix",)),

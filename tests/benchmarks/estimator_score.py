@@ -38,9 +38,9 @@ class Trailing7:
     """Average rate over the trailing 7 days (oldest reading >= 7 days back in the episode),
     remaining = latest reading. Oracle episode boundaries as for Naive."""
 
-    def __init__(self, span=7 * DAY):
+    def __init__(self, span=7 * DAY, step=STEP):
         self.span = span
-        n = span // STEP + 8
+        n = span // step + 8
         self.n = n
         self.bt = array("f", bytes(4 * n))  # seconds since the first reading
         self.bq = array("f", bytes(4 * n))

@@ -9,25 +9,12 @@ import io  # noqa: E402
 import json  # noqa: E402
 from firmware import store  # noqa: E402
 from array import array  # noqa: E402
+from mptutil import Rng as _Rng  # noqa: E402
 
 DAY = 86400
 T0 = 1700000000
 STEP = 1800
 CAP = 100.0
-
-
-class _Rng:
-    # xorshift32, same sequence on both runtimes
-    def __init__(self, seed):
-        self.x = seed * 2654435761 & 0xFFFFFFFF or 1
-
-    def u(self, a=0.0, b=1.0):
-        x = self.x
-        x ^= (x << 13) & 0xFFFFFFFF
-        x ^= x >> 17
-        x ^= (x << 5) & 0xFFFFFFFF
-        self.x = x
-        return a + (b - a) * x / 4294967296.0
 
 
 def _feed(e, i0, i1, level, rate=4.0, noise=0.0, rng=None, hook=None):

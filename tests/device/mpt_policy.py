@@ -3,7 +3,9 @@
 # heapsize: 128K
 
 from firmware import clock
-from firmware.policy import CONFIRM_MS, Policy
+from math import erf, exp, sqrt
+
+from firmware.policy import CONFIRM_MS, Policy, risk_threshold
 from protocol import messages as M, schema
 from mptutil import rmtree, scratch
 
@@ -186,4 +188,58 @@ def test_consent_raise_waits_for_the_customers_press():
     p.set_consent(M.CONSENT_FULL)
     p2, _ = make(d, M.CONSENT_ORDER_ONLY)                          # a reboot drops the request
     assert p2.pending is None and p2.consent == M.CONSENT_ORDER_ONLY
+    rmtree(d)
+
+
+def _p_empty_first(d, c, mu, sd):
+    # P(the level runs out before the box arrives) by Simpson's rule over the arrival
+    # A ~ N(mu, sd): the rate r ~ N(1, c) (relative), empty first <=> r > d / A. Exact
+    # for these two normals, independent of the closed form risk_threshold() uses
+    n, a0, a1 = 2000, max(mu - 8 * sd, 1e-3 * mu), mu + 8 * sd
+    h = (a1 - a0) / n
+    acc = 0.0
+    for i in range(n + 1):
+        a = a0 + i * h
+        w = 1 if i in (0, n) else (4 if i % 2 else 2)
+        pa = exp(-((a - mu) / sd) ** 2 / 2) / (sd * sqrt(2 * 3.141592653589793))
+        acc += w * pa * 0.5 * (1 - erf((d / a - 1) / (c * sqrt(2))))
+    return acc * h / 3
+
+
+def test_risk_threshold_is_where_the_chance_of_running_empty_is_the_risk():
+    cfg = {"lead_time_h": 72, "margin_h": 0, "lead_sd_h": 24, "risk_pm": 20}
+    for rel in (0.05, 0.15, 0.3):
+        # a band of +-rel (1.2816 sigma) around the point: the threshold does not depend on the point
+        th = risk_threshold(cfg, (100 * H, 100 * H / (1 + rel), 100 * H / (1 - rel)))
+        p = _p_empty_first(th, rel / 1.2816, 72 * H, 24 * H)
+        # r A taken as normal understates its skewed tail: the real chance at the
+        # threshold is 2.0 % (band +-5 %) to 3.2 % (band +-30 %) for 2 % asked
+        assert 0.018 < p < 0.034, (rel, th / H, p)
+    # the wider the band, the earlier the order; a higher risk orders later
+    a = risk_threshold(cfg, (100 * H, 90 * H, 115 * H))
+    b = risk_threshold(cfg, (100 * H, 50 * H, 300 * H))
+    cfg["risk_pm"] = 200
+    c = risk_threshold(cfg, (100 * H, 90 * H, 115 * H))
+    assert 72 * H < c < a < b, (a / H, b / H, c / H)
+    # an unbounded band (hi None) still gives a finite, earlier threshold
+    assert risk_threshold(cfg, (100 * H, 50 * H, None)) > c
+
+
+def test_risk_threshold_without_spread_is_the_point_rule():
+    cfg = {"lead_time_h": 48, "margin_h": 24}
+    assert risk_threshold(cfg, 70 * H) == 72 * H
+    assert risk_threshold(cfg, (70 * H, 70 * H, 70 * H)) == 72 * H
+    assert risk_threshold(cfg, (0, 0, 0)) > 72 * H        # empty now: always due
+
+
+def test_automatic_order_from_the_band_not_the_point():
+    d = scratch("pol")
+    cfg = {"lead_time_h": 72, "margin_h": 0, "lead_sd_h": 12, "risk_pm": 20}
+    p, s = make(d, M.CONSENT_AUTOMATIC, cfg)
+    p.assess(1, (120 * H, 110 * H, 132 * H))      # tight band: 120 h is safe enough
+    assert s.kinds() == []
+    p.assess(1, (120 * H, 60 * H, 400 * H))       # same point, wide band: order now
+    assert s.kinds() == [M.EV_LOW_SOON, M.EV_ORDER_REQUEST], s.kinds()
+    p.assess(1, (20 * H, 10 * H, 40 * H))
+    assert s.kinds() == [M.EV_LOW_SOON, M.EV_ORDER_REQUEST]   # once per episode
     rmtree(d)

@@ -3,6 +3,20 @@
 import os
 
 
+class Rng:
+    """xorshift32: the same sequence on every runtime (estimator tests)."""
+    def __init__(self, seed):
+        self.x = seed * 2654435761 & 0xFFFFFFFF or 1
+
+    def u(self, a=0.0, b=1.0):
+        x = self.x
+        x ^= (x << 13) & 0xFFFFFFFF
+        x ^= x >> 17
+        x ^= (x << 5) & 0xFFFFFFFF
+        self.x = x
+        return a + (b - a) * x / 4294967296.0
+
+
 def rmtree(path):
     """Remove path and everything under it; a missing path is fine."""
     path = path.rstrip("/")

@@ -1,0 +1,215 @@
+# Forecast and automatic-order benchmark on the scenario suite (tests/benchmarks/forecast_sim.py).
+#   .venv/bin/python tests/benchmarks/bench_forecast.py [seeds]            (default 3 seeds)
+#   MICROPYPATH=.:tests/benchmarks .venv/bin/micropython -X heapsize=4M tests/benchmarks/bench_forecast.py 1
+# Per family and overall, from closed loops (an order arrives after a drawn lead time and
+# fills the container):
+#   forecast  median / p90 of |predicted - true empty time| / true remaining time, at every
+#             sample once >= 20 % of the episode's capacity is used; naive two-point slope
+#             and trailing-7-day average beside it (both told the true refill times);
+#             band: how often the 80 % band holds the true empty time (target 70-90 %)
+#   orders    three rules, each its own closed loop: risk (policy.risk_threshold: P(empty
+#             before the box arrives) > 2 %, lead time and spread known), today (point
+#             forecast < lead + 24 h margin), rop15 (reading < 15 % of capacity);
+#             'empty h' = hours out of stock, 'arr%' = median level when a box arrives
+#   step      step families: median error 7-14 days after the step, ours vs trailing-7
+import gc
+import sys
+
+_here = __file__.rsplit("/", 1)[0] if "/" in __file__ else "."
+try:
+    from firmware.estimator import Estimator
+except ImportError:  # CPython without the repo root on the path
+    sys.path.insert(0, _here + "/../..")
+    from firmware.estimator import Estimator
+from firmware.policy import risk_threshold  # noqa: E402
+gc.collect()
+sys.path.insert(0, _here)
+from estimator_sim import Rng  # noqa: E402
+from estimator_score import Hist, Naive, Trailing7, err, ticks_diff, ticks_us  # noqa: E402
+from forecast_sim import DAY, FAMILIES, ORDER, T0, Scenario  # noqa: E402
+
+RULES = ("risk", "today", "rop15")
+
+
+def weather_feed(sc, est, i):
+    # a board with an outdoor temperature: the day's mean (heating families), once a day
+    if sc.temp is not None and hasattr(est, "outdoor") and i * sc.dt % DAY == 0:
+        est.outdoor(T0 + i * sc.dt, sc.temp, sc.normal, (i * sc.dt) // DAY)
+
+
+def play(sc, rule, cfg, fam=None):
+    """One closed loop of scenario sc under an order rule. Returns (stock-out s, [level
+    at each arrival / capacity], orders, us in update, updates); with fam (a FamScore)
+    also scores the forecast at every sample."""
+    est = Estimator(sc.cap)
+    cap, dt = sc.cap, sc.dt
+    rng = Rng(sc.seed * 31 + 17)
+    L = cap
+    arrive = None
+    k = 0
+    ordered_ep = -1
+    ep = used = 0
+    out = 0.0
+    levels = []
+    us = 0
+    nv = Naive() if fam else None
+    t7 = Trailing7(step=dt) if fam else None
+    step_d = FAMILIES[sc.family].get("step_day")
+    for i in range(sc.n):
+        t = T0 + i * dt
+        if arrive is not None and t >= arrive:
+            levels.append(L / cap)
+            L = cap
+            arrive = None
+            ep += 1
+            used = 0
+        tu = sc.topups.get(i)
+        if tu:
+            L = min(cap, L + tu)
+            ep += 1
+            used = 0
+        q = sc.reading(i, L, rng)
+        weather_feed(sc, est, i)
+        a = ticks_us()
+        est.update(t, q)
+        us += ticks_diff(ticks_us(), a)
+        tte = est.tte()
+        if fam:
+            nv.update(t, q, ep)
+            t7.update(t, q, ep)
+            if used >= 0.2 * cap and L > 0:
+                te = sc.empty_at(i, L)
+                if te is not None:
+                    te = T0 + te * dt
+                    tr = te - t
+                    fam.n += 1
+                    if tte is None:
+                        fam.none += 1
+                        e = 1.0
+                    else:
+                        e = err(t + tte[0], te, t)
+                        if tte[1] <= tr and (tte[2] is None or tr <= tte[2]):
+                            fam.inband += 1
+                    fam.ours.add(e)
+                    e7 = err(t7.pred_empty(t), te, t)
+                    fam.naive.add(err(nv.pred_empty(t), te, t))
+                    fam.t7.add(e7)
+                    if step_d is not None and step_d + 7 <= i * dt / DAY < step_d + 14:
+                        fam.s_ours.add(e)
+                        fam.s_t7.add(e7)
+        if arrive is None and ordered_ep != est.episode:
+            if rule == "rop15":
+                go = q is not None and q < 0.15 * cap
+            elif tte is None:
+                go = False
+            elif rule == "today":
+                go = tte[0] < (cfg["lead_time_h"] + 24) * 3600
+            else:
+                go = tte[0] < risk_threshold(cfg, tte)
+            if go:
+                arrive = t + sc.lead_s(k)
+                k += 1
+                ordered_ep = est.episode
+        u = sc.demand[i]
+        if L <= 0:
+            out += dt
+        elif u > L:
+            out += dt * (1 - L / u)
+            L = 0.0
+        else:
+            L -= u
+        used += u
+    return out, levels, k, us, sc.n
+
+
+class FamScore:
+    def __init__(self):
+        self.ours, self.naive, self.t7 = Hist(), Hist(), Hist()
+        self.s_ours, self.s_t7 = Hist(), Hist()
+        self.n = self.none = self.inband = 0
+        self.out = [0.0, 0.0, 0.0]       # stock-out seconds per rule
+        self.arr = [[], [], []]          # arrival levels per rule
+        self.orders = [0, 0, 0]
+        self.us = self.updates = 0
+
+    def merge(self, o):
+        for a, b in ((self.ours, o.ours), (self.naive, o.naive), (self.t7, o.t7),
+                     (self.s_ours, o.s_ours), (self.s_t7, o.s_t7)):
+            a.merge(b)
+        self.n += o.n
+        self.none += o.none
+        self.inband += o.inband
+        for r in range(3):
+            self.out[r] += o.out[r]
+            self.arr[r] += o.arr[r]
+            self.orders[r] += o.orders[r]
+        self.us += o.us
+        self.updates += o.updates
+
+
+def median(xs):
+    if not xs:
+        return None
+    xs = sorted(xs)
+    n = len(xs)
+    return xs[n // 2] if n % 2 else (xs[n // 2 - 1] + xs[n // 2]) / 2
+
+
+def pct(x):
+    return "    -" if x is None else "%5.1f" % (100 * x)
+
+
+def line(name, s):
+    cov = s.inband / (s.n - s.none) if s.n > s.none else 0.0
+    r = ""
+    for j in range(3):
+        r += " | %6.0f %5s" % (s.out[j] / 3600, pct(median(s.arr[j])))
+    st = ""
+    if s.s_ours.n:
+        st = " | %s %s" % (pct(s.s_ours.quantile(0.5)), pct(s.s_t7.quantile(0.5)))
+    print("%-9s %5d | %s %s | %s %s | %s %s | %5.1f%s%s" % (
+        name, s.n, pct(s.ours.quantile(0.5)), pct(s.ours.quantile(0.9)),
+        pct(s.naive.quantile(0.5)), pct(s.naive.quantile(0.9)),
+        pct(s.t7.quantile(0.5)), pct(s.t7.quantile(0.9)), 100 * cov, r, st))
+    return cov
+
+
+def main():
+    seeds = int(sys.argv[1]) if len(sys.argv) > 1 else 3
+    impl = sys.implementation.name
+    print("Forecast + order benchmark on %s, %d seeds per family, errors in %% of the true "
+          "remaining time" % (impl, seeds))
+    print("%-9s %5s | %11s | %11s | %11s | %5s | %12s | %12s | %12s | %s" % (
+        "family", "n", "ours med p90", "naive m p90", "trail7 m p90", "band",
+        "risk empty h arr%", "today empty h arr%", "rop15 empty h arr%", "step+7d ours t7"))
+    tot = FamScore()
+    covs = []
+    for fname in ORDER:
+        fs = FamScore()
+        for seed in range(1, seeds + 1):
+            sc = Scenario(fname, seed)
+            lead, sd = sc.lead
+            cfg = {"lead_time_h": lead / 3600, "lead_sd_h": sd / 3600, "margin_h": 0,
+                   "risk_pm": 20}
+            for j, rule in enumerate(RULES):
+                o, lv, k, us, nu = play(sc, rule, cfg, fs if j == 0 else None)
+                fs.out[j] += o
+                fs.arr[j] += lv
+                fs.orders[j] += k
+                if j == 0:
+                    fs.us += us
+                    fs.updates += nu
+            del sc
+            gc.collect()
+        covs.append(line(fname, fs))
+        tot.merge(fs)
+    print("-" * 140)
+    line("overall", tot)
+    print("band coverage per family: min %.1f %%, max %.1f %% (target 70-90 %%)"
+          % (100 * min(covs), 100 * max(covs)))
+    print("orders placed: risk %d, today %d, rop15 %d; stock-out hours: risk %.0f, today %.0f, "
+          "rop15 %.0f" % tuple(tot.orders + [x / 3600 for x in tot.out]))
+    print("time per update on %s: %.0f us" % (impl, tot.us / tot.updates))
+
+
+main()
