@@ -29,15 +29,17 @@ import time
 
 from host_tools import codec
 from host_tools.links import LinkError, SerialLink, UdpLink
-from host_tools.registry import Registry, RegistryError, registry_path
+from host_tools.registry import Registry, RegistryError, registry_path, valid_device_id
 from host_tools.store import Store, StoreError, consent_is_lowering, status_path
 from host_tools.uplinks import Forwarder, make_uplink
 from protocol import framing, messages, schema
 from protocol.errors import AuthError, DecodeError, FrameError
 
+# the downlink types an operator may queue (send, MQTT); ack is the bridge's alone
+OPERATOR_COMMANDS = ("config", "consent", "order_status", "time")
 COUNTERS = ("frames", "noise", "bad_crc", "bad_mac", "malformed", "unknown_device", "replay",
             "duplicates", "stored", "acks", "forwarded", "uplink_errors", "store_errors",
-            "downlinks", "bad_commands", "reacks_limited")
+            "downlinks", "bad_commands", "reacks_limited", "threads_restarted")
 
 
 class JsonLog:
@@ -242,28 +244,46 @@ class BridgeCore:
     # ------------------------------------------------------------------ commands
     def queue_command(self, device: str, name, fields: dict) -> int | None:
         """Queue a downlink command (from MQTT or tests); invalid ones are logged and dropped."""
-        if name is None:
-            self.count("bad_commands")
-            self.log("bad_command", device=device, error=fields.get("error"))
-            return None
+        return self.command(device, name, fields)[0]
+
+    def command(self, device, name, fields) -> tuple[int | None, str | None]:
+        """(downlink id, None) once queued, or (None, reason) when refused. Only the types an
+        operator may send (OPERATOR_COMMANDS): an ack is the bridge's alone (one for a
+        message it never stored would make the device delete it). Never raises: whatever
+        arrives on the command topic is counted and answered, never kills the caller."""
         try:
+            if not valid_device_id(device):
+                raise DecodeError("bad device id %s" % ascii(device)[:40])
+            if name is None:
+                raise DecodeError(str(fields.get("error")) if isinstance(fields, dict) else "bad command")
+            if name not in OPERATOR_COMMANDS:
+                raise DecodeError("%s is not a command (use %s)" % (ascii(name)[:40], ", ".join(OPERATOR_COMMANDS)))
+            if not isinstance(fields, dict):
+                raise DecodeError("command fields must be a map")
             command_payload(name, fields)
-        except DecodeError as e:
+            if name == "consent":
+                # consent may be lowered remotely, never raised: a raise needs the customer's
+                # confirmation, recorded by `consumables send ... --customer-confirmed`
+                floor = self.store.consent_floor(device)
+                if not consent_is_lowering(fields.get("level"), floor):
+                    self.count("bad_commands")
+                    self.log("consent_raise_refused", device=device, level=fields.get("level"), current=floor)
+                    return None, "consent may only be lowered here (now %s)" % floor
+            did = self.store.queue_downlink(device, name, fields)
+        except (DecodeError, ValueError, TypeError, RecursionError) as e:
             self.count("bad_commands")
-            self.log("bad_command", device=device, error=str(e))
-            return None
-        if name == "consent":
-            # consent may be lowered remotely, never raised: a raise needs the customer's
-            # confirmation, recorded by `consumables send ... --customer-confirmed`
-            floor = self.store.consent_floor(device)
-            if not consent_is_lowering(fields.get("level"), floor):
-                self.count("bad_commands")
-                self.log("consent_raise_refused", device=device, level=fields.get("level"), current=floor)
-                return None
-        did = self.store.queue_downlink(device, name, fields)
+            self.log("bad_command", device=ascii(device)[:40], error=str(e)[:200])
+            return None, str(e)[:200]
+        except (sqlite3.Error, StoreError) as e:
+            self.count("store_errors")
+            self.log("store_error", device=device, error=str(e))
+            return None, "store error"
         self.log("command_queued", device=device, type=name, id=did)
-        self.deliver_pending()
-        return did
+        try:
+            self.deliver_pending()
+        except (sqlite3.Error, StoreError) as e:   # queued and durable: housekeeping retries
+            self.log("store_error", error=str(e))
+        return did, None
 
     def _deliver(self, device: str) -> None:
         """Send a device's queued commands on its route (caller holds the lock)."""
@@ -273,8 +293,11 @@ class BridgeCore:
         link, reply, _ = route
         for did, dev, name, fields in self.store.pending_downlinks(device):
             try:
+                if name not in OPERATOR_COMMANDS or not isinstance(fields, dict):
+                    raise DecodeError("%s is not an operator command" % ascii(name)[:40])
                 payload = command_payload(name, fields)
-            except DecodeError as e:  # queued by hand into the DB? drop it, loudly
+                messages.validate(payload, messages.DOWNLINK)
+            except (DecodeError, TypeError, ValueError) as e:  # queued by hand into the DB? drop it, loudly
                 self.count("bad_commands")
                 self.log("bad_command", device=dev, id=did, error=str(e))
                 self.store.mark_downlink_sent(did, -1, "rejected")
@@ -315,11 +338,13 @@ class Bridge:
         self.core = BridgeCore(self.store, registry, [u.name for u in self.uplinks], self.log, self.count,
                                on_stored=self._wake, fresh_s=fresh_s)
         for u in self.uplinks:
-            u.on_command = self.core.queue_command
+            u.on_command = self.core.command
         self.status_every, self.print_every = status_every, print_every
         self.status_file = status_path(self.store.path)
         self._stop = threading.Event()
         self._house = threading.Thread(target=self._housekeeping, name="bridge-house", daemon=True)
+        self.watch_every = 1.0
+        self._watch = threading.Thread(target=self._watchdog, name="bridge-watchdog", daemon=True)
         self.started = time.time()
 
     def _wake(self):
@@ -332,6 +357,7 @@ class Bridge:
         for link in self.links:
             link.start(self.core.handle_chunk)
         self._house.start()
+        self._watch.start()
         self.log("bridge_started", links=[link.name for link in self.links],
                  uplinks=[u.name for u in self.uplinks], db=self.store.path)
         return self
@@ -374,17 +400,48 @@ class Bridge:
         while not self._stop.wait(0.2):
             try:
                 self.core.deliver_pending()
+                now = time.monotonic()
+                if now >= next_status:
+                    self.write_status()
+                    next_status = now + self.status_every
+                if self.print_every and now >= next_print:
+                    c = self.count.snapshot()
+                    c["queued"] = self.store.queued()
+                    self.log("counters", **c)
+                    next_print = now + self.print_every
             except sqlite3.Error as e:
                 self.log("store_error", error=str(e))
-            now = time.monotonic()
-            if now >= next_status:
-                self.write_status()
-                next_status = now + self.status_every
-            if self.print_every and now >= next_print:
-                c = self.count.snapshot()
-                c["queued"] = self.store.queued()
-                self.log("counters", **c)
-                next_print = now + self.print_every
+            except Exception as e:   # a bug must not stop delivery for good: log, go on
+                self.log("housekeeping_error", error="%s: %s" % (type(e).__name__, e))
+
+    def _watchdog(self):
+        while not self._stop.wait(self.watch_every):
+            self.check_threads()
+
+    def check_threads(self) -> list[str]:
+        """Restart every worker thread (housekeeping, forwarders, link readers) that died,
+        which only an exception no handler expected can do; returns their names."""
+        dead = []
+        if self._stop.is_set():
+            return dead
+        if not self._house.is_alive():
+            dead.append(self._house.name)
+            self._house = threading.Thread(target=self._housekeeping, name="bridge-house", daemon=True)
+            self._house.start()
+        for f in self.forwarders:
+            if not f.thread.is_alive() and not f._stop.is_set():
+                dead.append(f.thread.name)
+                f._opened = False
+                f.thread = threading.Thread(target=f._run, name=f.thread.name, daemon=True)
+                f.thread.start()
+        for link in self.links:
+            if link.thread is not None and not link.thread.is_alive() and not link._stop.is_set():
+                dead.append(link.name)
+                link.start(self.core.handle_chunk)
+        for name in dead:
+            self.count("threads_restarted")
+            self.log("thread_restarted", thread=name)
+        return dead
 
 
 # ---------------------------------------------------------------------- CLI

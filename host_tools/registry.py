@@ -9,10 +9,19 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import threading
 from pathlib import Path
 
 MASK = "****"
+# Device ids as the registry, the bridge, MQTT topics, HTTP headers and the monitor accept
+# them: protocol/SPEC.md's kid alphabet (deploy makes 1-8 of these; up to 16 are accepted).
+# Nothing that could end a header line, split an MQTT topic (+ # /) or style a terminal.
+DEVICE_ID_RE = re.compile(r"[a-z0-9-]{1,16}")
+
+
+def valid_device_id(dev) -> bool:
+    return isinstance(dev, str) and DEVICE_ID_RE.fullmatch(dev) is not None
 
 
 class RegistryError(Exception):
@@ -86,6 +95,9 @@ def masked(doc: dict) -> dict:
 def _parse_keys(doc: dict) -> tuple[dict, list]:
     keys, bad = {}, []
     for dev, entry in doc.get("devices", {}).items():
+        if not valid_device_id(dev):
+            bad.append(ascii(dev)[:40])   # escaped: the id itself may hold control characters
+            continue
         try:
             key = bytes.fromhex(entry["key"])
             if not key:

@@ -27,6 +27,7 @@ import urllib.request
 
 import cbor2
 
+from host_tools.registry import valid_device_id
 from protocol import messages, schema
 from protocol.errors import ProtocolError
 
@@ -55,7 +56,7 @@ def safe_url(url: str) -> str:
 
 class Uplink:
     name = ""
-    on_command = None  # set by the bridge: callback(device, name, fields) (MQTT only)
+    on_command = None  # set by the bridge: callback(device, name, fields) -> (id, error) (MQTT only)
 
     def open(self):
         pass
@@ -226,6 +227,8 @@ class MqttUplink(Uplink):
     downlink command (validated with protocol.schema.from_named by the bridge).
     """
 
+    MAX_COMMAND = 4096    # bytes of JSON per command: far more than any real command needs
+
     def __init__(self, url: str, timeout: float = 10.0):
         import paho.mqtt.client as mqtt  # imported here so other uplinks work without paho
         self._mqtt = mqtt
@@ -271,20 +274,45 @@ class MqttUplink(Uplink):
             self.connected.set()
 
     def _on_message(self, client, userdata, msg):
-        device = msg.topic.split("/")[-2]
+        """PREFIX/DEVICE/cmd -> the bridge's command(); the outcome is answered on
+        PREFIX/DEVICE/cmd/result as {"ok": true, "id": N} or {"ok": false, "error": ...}.
+        Runs on paho's network thread, which an exception would kill (and with it every
+        later command and publish): nothing may escape."""
+        try:
+            self._command(msg)
+        except Exception as e:
+            try:
+                self._answer(None, {"ok": False, "error": "internal error: %s" % type(e).__name__})
+            except Exception:
+                pass
+
+    def _command(self, msg):
+        parts = msg.topic.split("/")
+        device = parts[-2] if len(parts) >= 2 else ""   # checked by the bridge (valid_device_id)
         cb = self.on_command
         try:
+            if len(msg.payload) > self.MAX_COMMAND:
+                raise ValueError("command longer than %d bytes" % self.MAX_COMMAND)
             doc = json.loads(msg.payload)
             if not isinstance(doc, dict) or not isinstance(doc.get("type"), str):
                 raise ValueError("command must be a JSON object with a type")
             fields = {k: v for k, v in doc.items() if k != "type"}
             schema.from_named(doc["type"], fields)  # validate before queueing
-        except (ValueError, ProtocolError) as e:
+        except (ValueError, ProtocolError, TypeError, RecursionError) as e:  # deep JSON: RecursionError
+            err = str(e)[:200]
             if cb:
-                cb(device, None, {"error": str(e)})
-            return
-        if cb:
-            cb(device, doc["type"], fields)
+                cb(device, None, {"error": err})
+            return self._answer(device, {"ok": False, "error": err})
+        if cb is None:
+            return None
+        out = cb(device, doc["type"], fields)   # BridgeCore.command: (id, None) | (None, reason)
+        did, err = out if isinstance(out, tuple) else (out, None if out is not None else "refused")
+        return self._answer(device, {"ok": True, "id": did} if did is not None else {"ok": False, "error": err})
+
+    def _answer(self, device, doc):
+        c = self.client
+        if c is not None and valid_device_id(device):   # never a topic from an unchecked id
+            c.publish("%s/%s/cmd/result" % (self.prefix, device), json.dumps(doc), qos=0)
 
     def send(self, rec):
         if not self.connected.is_set():
