@@ -30,7 +30,7 @@ import time
 from host_tools import codec
 from host_tools.links import LinkError, SerialLink, UdpLink
 from host_tools.registry import Registry, RegistryError, registry_path, valid_device_id
-from host_tools.store import Store, StoreError, consent_is_lowering, status_path
+from host_tools.store import MAX_SEQ_STEP, Store, StoreError, consent_is_lowering, status_path
 from host_tools.uplinks import Forwarder, make_uplink
 from protocol import framing, messages, schema
 from protocol.errors import AuthError, DecodeError, FrameError
@@ -39,7 +39,7 @@ from protocol.errors import AuthError, DecodeError, FrameError
 OPERATOR_COMMANDS = ("config", "consent", "order_status", "time")
 COUNTERS = ("frames", "noise", "bad_crc", "bad_mac", "malformed", "unknown_device", "replay",
             "duplicates", "stored", "acks", "forwarded", "uplink_errors", "store_errors",
-            "downlinks", "bad_commands", "reacks_limited", "threads_restarted")
+            "downlinks", "bad_commands", "reacks_limited", "threads_restarted", "seq_jump")
 
 
 class JsonLog:
@@ -145,8 +145,9 @@ class BridgeCore:
         self.on_stored = on_stored or (lambda: None)
         self.fresh_s = fresh_s
         self.lock = threading.RLock()
-        self.max_seq = store.max_seqs()       # cache: the bridge is the only writer
-        self.routes = {}                      # device -> (route name, reply, last seen): newly stored frames only
+        self.max_seq = store.max_seqs()       # device -> highest seq stored last (any key; for tools)
+        self.windows = {}                     # (device, key fingerprint) -> [epoch, max seq]: Store.window
+        self.routes = {}                      # device -> (route name, reply, last seen, key): newly stored frames only
         self.reacks = reacks or ReackLimiter()
 
     # ------------------------------------------------------------------ uplink frames
@@ -158,37 +159,43 @@ class BridgeCore:
             self.count(err)
             self.log(err, link=link, size=len(chunk))
             return err
-        called = []
-
-        def key_for(kid):
-            called.append(kid)
-            return self.registry.key_for(kid)
-
+        dev = None
         try:
-            msg = codec.decode_body(body, key_for)
-        except AuthError as e:
-            if called and self.registry.key_for(called[0]) is None:
-                what, dev = "unknown_device", called[0].decode("ascii", "replace")
-            elif called:
-                what, dev = "bad_mac", called[0].decode("ascii", "replace")
-            else:
-                what, dev = "malformed", None
-            self.count(what)
-            self.log(what, link=link, device=dev, error=str(e))
-            return what
-        except DecodeError as e:
+            # canonical envelope, byte-level: no CBOR library sees unauthenticated bytes
+            kid, seq, prot, payload, tag = codec.parse_envelope(body)
+            dev = kid.decode("ascii", "replace")
+            keys = self.registry.keys_for(kid)
+            if not keys:
+                self.count("unknown_device")
+                self.log("unknown_device", link=link, device=ascii(dev)[:40], error="unknown device")
+                return "unknown_device"
+            key = codec.verify_mac([k for k, _ in keys], prot, payload, tag)
+            if key is None:
+                self.count("bad_mac")
+                self.log("bad_mac", link=link, device=dev, error="bad MAC")
+                return "bad_mac"
+            fp = next(f for k, f in keys if k == key)
+            msg = codec.decode_payload(kid, seq, payload)
+        except (AuthError, DecodeError) as e:
             self.count("malformed")
-            self.log("malformed", link=link, error=str(e))
+            self.log("malformed", link=link, error=str(e), **({"device": ascii(dev)[:40]} if dev else {}))
             return "malformed"
 
-        dev, seq, now = msg.device, msg.seq, time.time()
+        now = time.time()
         with self.lock:
-            if seq <= self.max_seq.get(dev, -1):
+            try:
+                win = self._window(dev, fp, key)
+            except (sqlite3.Error, StoreError) as e:
+                return self._store_failed(e, dev, seq)
+            epoch, max_seq = win
+            if seq <= max_seq:
                 try:
-                    stored = self.store.stored_body(dev, seq)
+                    stored = self.store.stored_body(dev, seq, epoch)
+                    # one canonical encoding per message (SPEC): equal bytes under one key
+                    # = the same protected header and payload, what the MAC covers
                     if stored is None or bytes(stored) != body:
                         self.count("replay")
-                        self.log("replay", link=link, device=dev, seq=seq, max_seq=self.max_seq[dev])
+                        self.log("replay", link=link, device=dev, seq=seq, max_seq=max_seq, key_fp=fp)
                         return "replay"
                 except (sqlite3.Error, StoreError) as e:
                     return self._store_failed(e, dev, seq)
@@ -196,7 +203,7 @@ class BridgeCore:
                 # last newly stored frame came from (a replay must not divert commands)
                 self.count("duplicates")
                 route = self.routes.get(dev)
-                kind = "route" if seq == self.max_seq[dev] and route is not None and route[0] == link else "other"
+                kind = "route" if seq == max_seq and route is not None and route[0] == link else "other"
                 if not self.reacks.allow(dev, kind):
                     self.count("reacks_limited")
                     self.log("duplicate", link=link, device=dev, seq=seq, reack=False)
@@ -206,30 +213,54 @@ class BridgeCore:
                     dseq = self.store.next_down_seq(dev)
                 except (sqlite3.Error, StoreError) as e:
                     return self._store_failed(e, dev, seq)
-                if self._send(dev, dseq, {0: messages.ACK, 1: seq}, reply, link, "ack"):
+                if self._send(dev, dseq, {0: messages.ACK, 1: seq}, reply, link, "ack", key):
                     self.count("acks")
                 return "duplicates"
+            if max_seq >= 0 and seq > max_seq + MAX_SEQ_STEP:
+                # one frame under a leaked key must not take the window to 2**40-1
+                self.count("seq_jump")
+                self.log("seq_jump", link=link, device=dev, seq=seq, max_seq=max_seq, key_fp=fp)
+                return "seq_jump"
             try:
-                dseq = self.store.store_message(msg, body, link, self.uplinks, now)
+                dseq = self.store.store_message(msg, body, link, self.uplinks, now, epoch=epoch)
             except (sqlite3.Error, StoreError, OSError) as e:
                 return self._store_failed(e, dev, seq)  # not stored -> never acked
+            win[1] = seq
             self.max_seq[dev] = seq
             self.count("stored")
             self.log("frame", link=link, device=dev, seq=seq, type=msg.type)
             self.on_stored()
-            self.routes[dev] = (link, reply, now)   # a fresh, verified seq: the device is here
-            if self._send(dev, dseq, {0: messages.ACK, 1: seq}, reply, link, "ack"):
+            self.routes[dev] = (link, reply, now, key)   # a fresh, verified seq: the device is here
+            if self._send(dev, dseq, {0: messages.ACK, 1: seq}, reply, link, "ack", key):
                 self.count("acks")
             self._deliver(dev)
         return "stored"
+
+    def _window(self, dev: str, fp: str, key: bytes) -> list:
+        """[epoch, highest stored seq] of dev's replay window under key (fingerprint fp),
+        cached: the bridge is the only writer. Store.window makes a new one for a new key."""
+        win = self.windows.get((dev, fp))
+        if win is None:
+            def adopt(stored):   # a window migrated from before key generations
+                if stored is None:
+                    return True
+                try:
+                    _, _, prot, payload, tag = codec.parse_envelope(stored)
+                except (AuthError, DecodeError):
+                    return False
+                return codec.verify_mac([key], prot, payload, tag) is not None
+            win = self.windows[(dev, fp)] = list(self.store.window(dev, fp, adopt))
+        return win
 
     def _store_failed(self, e, dev, seq):
         self.count("store_errors")
         self.log("store_error", device=dev, seq=seq, error=str(e))
         return "store_errors"
 
-    def _send(self, dev, dseq, payload, reply, link, what):
-        key = self.registry.key_for(dev)
+    def _send(self, dev, dseq, payload, reply, link, what, key=None):
+        """Sign with `key`: the one the device's frame verified under (during a rotation's
+        grace period the device may still hold the old one), else its current key."""
+        key = key or self.registry.key_for(dev)
         if key is None:  # removed from the registry since the frame was verified
             self.log("downlink_failed", device=dev, link=link, what=what, error="unknown device")
             return False
@@ -290,7 +321,9 @@ class BridgeCore:
         route = self.routes.get(device)
         if route is None:
             return
-        link, reply, _ = route
+        link, reply, _, key = route
+        if key not in [k for k, _ in self.registry.keys_for(device)]:
+            return   # that key was rotated out or replaced: wait for a frame under a valid one
         for did, dev, name, fields in self.store.pending_downlinks(device):
             try:
                 if name not in OPERATOR_COMMANDS or not isinstance(fields, dict):
@@ -305,7 +338,7 @@ class BridgeCore:
             if self.registry.key_for(dev) is None:
                 return
             dseq = self.store.next_down_seq(dev)
-            if not self._send(dev, dseq, payload, reply, link, name):
+            if not self._send(dev, dseq, payload, reply, link, name, key):
                 return  # link down: keep it queued, retry when the device is seen again
             self.store.mark_downlink_sent(did, dseq, link)
             self.count("downlinks")

@@ -7,10 +7,12 @@ repr; `masked()` gives a view safe for output.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
 import threading
+import time
 from pathlib import Path
 
 MASK = "****"
@@ -86,13 +88,22 @@ def add_device(path, device: str, key_hex: str, **meta) -> None:
     save(path, doc)
 
 
+def fingerprint(key: bytes) -> str:
+    """A key generation's name (16 hex characters of SHA-256 over a label and the key): it
+    tells keys apart in the registry, the bridge's replay windows and logs, and gives
+    nothing of the key away."""
+    return hashlib.sha256(b"smart-consumables key fingerprint\0" + bytes(key)).hexdigest()[:16]
+
+
 def masked(doc: dict) -> dict:
     """A copy of the document with every key replaced by ****, for printing."""
-    return {"devices": {d: {k: (MASK if k == "key" else v) for k, v in e.items()}
+    return {"devices": {d: {k: (MASK if k in ("key", "old_key") else v) for k, v in e.items()}
                         for d, e in doc.get("devices", {}).items() if isinstance(e, dict)}}
 
 
 def _parse_keys(doc: dict) -> tuple[dict, list]:
+    """{device: [(key, fingerprint, valid until or None)]}, current key first, then the
+    previous one during a rotation's grace period ("old_key", "old_until": unix time)."""
     keys, bad = {}, []
     for dev, entry in doc.get("devices", {}).items():
         if not valid_device_id(dev):
@@ -102,7 +113,12 @@ def _parse_keys(doc: dict) -> tuple[dict, list]:
             key = bytes.fromhex(entry["key"])
             if not key:
                 raise ValueError
-            keys[dev] = key
+            keys[dev] = [(key, fingerprint(key), None)]
+            if entry.get("old_key"):
+                old = bytes.fromhex(entry["old_key"])
+                until = float(entry.get("old_until", 0))
+                if old and old != key:
+                    keys[dev].append((old, fingerprint(old), until))
         except (KeyError, TypeError, ValueError):
             bad.append(dev)
     return keys, bad
@@ -119,7 +135,7 @@ class Registry:
         self.log = log or (lambda event, **kw: None)
         self._lock = threading.Lock()
         self._sig = None
-        self._keys: dict[str, bytes] = {}
+        self._keys: dict[str, list] = {}
         self.reloads = 0
         doc = load(self.path)  # a missing registry at startup is a hard error
         self._install(doc, self._stat())
@@ -161,10 +177,18 @@ class Registry:
             self.log("registry_reloaded", devices=len(self._keys))
 
     def key_for(self, kid):
+        """The device's current key (what the bridge signs new downlinks with), or None."""
+        keys = self.keys_for(kid)
+        return keys[0][0] if keys else None
+
+    def keys_for(self, kid, now: float | None = None) -> list:
+        """[(key, fingerprint)] a frame from kid may verify under: the current key, and the
+        previous one until its rotation grace period ends (then it is refused)."""
         self.refresh()
         if isinstance(kid, bytes):
             kid = kid.decode("ascii", "replace")
-        return self._keys.get(kid)
+        now = time.time() if now is None else now
+        return [(k, fp) for k, fp, until in self._keys.get(kid, ()) if until is None or now < until]
 
     def devices(self) -> list[str]:
         self.refresh()

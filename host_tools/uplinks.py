@@ -106,7 +106,7 @@ class JsonlUplink(Uplink):
         for line in tail.splitlines():
             try:
                 doc = json.loads(line)
-                self._remember("%s:%s" % (doc["device"], doc["seq"]))
+                self._remember(doc.get("idempotency_key") or "%s:%s" % (doc["device"], doc["seq"]))
             except (ValueError, KeyError, TypeError):
                 continue  # a torn last line from a crash: ignore
         if size and not tail.endswith(b"\n"):
@@ -140,6 +140,10 @@ class JsonlUplink(Uplink):
 
 # ------------------------------------------------------------------ sqlite
 class SqliteUplink(Uplink):
+    TABLE = ("CREATE TABLE IF NOT EXISTS messages(device TEXT NOT NULL, seq INTEGER NOT NULL, "
+             "type TEXT NOT NULL, json TEXT NOT NULL, received_at REAL NOT NULL, "
+             "epoch INTEGER NOT NULL DEFAULT 0, UNIQUE(device, epoch, seq))")
+
     def __init__(self, path: str):
         self.path = path
         self.name = "sqlite:" + path
@@ -151,8 +155,16 @@ class SqliteUplink(Uplink):
         try:
             db = sqlite3.connect(self.path, check_same_thread=False, timeout=10)
             db.execute("PRAGMA journal_mode=WAL")
-            db.execute("CREATE TABLE IF NOT EXISTS messages(device TEXT NOT NULL, seq INTEGER NOT NULL, "
-                       "type TEXT NOT NULL, json TEXT NOT NULL, received_at REAL NOT NULL, UNIQUE(device, seq))")
+            cols = [r[1] for r in db.execute("PRAGMA table_info(messages)")]
+            if cols and "epoch" not in cols:
+                # a file from before key generations: UNIQUE(device, seq) would drop a
+                # re-provisioned device's seq 0.. as duplicates; copy into the new shape
+                db.execute("ALTER TABLE messages RENAME TO messages_v0")
+                db.execute(self.TABLE)
+                db.execute("INSERT INTO messages(device, seq, type, json, received_at, epoch) "
+                           "SELECT device, seq, type, json, received_at, 0 FROM messages_v0")
+                db.execute("DROP TABLE messages_v0")
+            db.execute(self.TABLE)
             db.commit()
         except sqlite3.Error as e:
             raise UplinkError("cannot open %s: %s" % (self.path, e)) from None
@@ -160,9 +172,10 @@ class SqliteUplink(Uplink):
 
     def send(self, rec):
         try:
-            self.db.execute("INSERT OR IGNORE INTO messages(device, seq, type, json, received_at) VALUES (?,?,?,?,?)",
+            self.db.execute("INSERT OR IGNORE INTO messages(device, seq, type, json, received_at, epoch) "
+                            "VALUES (?,?,?,?,?,?)",
                             (rec.device, rec.seq, rec.type, json.dumps(record_doc(rec), sort_keys=True),
-                             rec.received_at))
+                             rec.received_at, getattr(rec, "epoch", 0)))
         except sqlite3.Error as e:
             raise UplinkError("sqlite %s: %s" % (self.path, e)) from None
 
