@@ -39,7 +39,7 @@ from protocol.errors import AuthError, DecodeError, FrameError
 OPERATOR_COMMANDS = ("config", "consent", "order_status", "time")
 COUNTERS = ("frames", "noise", "bad_crc", "bad_mac", "malformed", "unknown_device", "replay",
             "duplicates", "stored", "acks", "forwarded", "uplink_errors", "store_errors",
-            "downlinks", "bad_commands", "reacks_limited", "threads_restarted", "seq_jump")
+            "downlinks", "bad_commands", "reacks_limited", "threads_restarted", "seq_jump", "source_limited")
 
 
 class JsonLog:
@@ -133,6 +133,86 @@ class ReackLimiter:
         return False
 
 
+# outcomes of input the bridge refuses: charged to their source's budget, logged by sample
+REJECTED = frozenset(("noise", "bad_crc", "malformed", "unknown_device", "bad_mac", "replay", "seq_jump"))
+
+
+class SourceBudget:
+    """A token bucket per source address for input the bridge rejects.
+
+    Every rejected datagram from a UDP sender's address (IP and port) costs one token (burst, then rate per
+    second); a source with no token left has its datagrams dropped before they are even
+    deframed (`source_limited`), so one noisy address cannot take the read thread's time
+    from the others. Accepted frames cost nothing: a good device never runs dry. Serial
+    ports have no budget: one device per port, whose REPL text is noise by design. The
+    table is bounded (oldest source forgotten first)."""
+
+    def __init__(self, burst=50, rate=20.0, max_sources=4096, clock=time.monotonic):
+        self.burst, self.rate, self.max_sources, self.clock = float(burst), float(rate), max_sources, clock
+        self.buckets = {}   # source -> [tokens, last refill]
+
+    def _bucket(self, src):
+        now = self.clock()
+        b = self.buckets.get(src)
+        if b is None:
+            if len(self.buckets) >= self.max_sources:
+                self.buckets.pop(next(iter(self.buckets)))
+            b = self.buckets[src] = [self.burst, now]
+        b[0] = min(self.burst, b[0] + (now - b[1]) * self.rate)
+        b[1] = now
+        return b
+
+    def blocked(self, src) -> bool:
+        return self._bucket(src)[0] < 1.0
+
+    def charge(self, src) -> None:
+        self._bucket(src)[0] -= 1.0
+
+
+def source_of(link: str):
+    """The budgeted source of a route: the UDP sender's address ("udp:10.0.0.7:4210");
+    None for serial links."""
+    return link if link.startswith("udp:") else None
+
+
+class SampledLog:
+    """Rejected input is logged by sample: at most `samples` lines per event per `every`
+    seconds, then one `rejected` line per period with the count of each event and how many
+    lines were left out. So an attack writes a bounded number of log bytes per minute,
+    however fast it sends (before: one line per rejected chunk, 40x the attack's bytes).
+    Every rejection is still counted in full in the bridge's counters."""
+
+    def __init__(self, log, every=10.0, samples=3, clock=time.monotonic):
+        self.log, self.every, self.samples, self.clock = log, every, samples, clock
+        self._lock = threading.Lock()
+        self.start = clock()
+        self.seen = {}          # event -> count in this period
+        self.left_out = 0
+
+    def __call__(self, event, **fields):
+        with self._lock:
+            self._roll()
+            n = self.seen[event] = self.seen.get(event, 0) + 1
+            if n > self.samples:
+                self.left_out += 1
+                return
+        self.log(event, **fields)
+
+    def _roll(self, force=False):
+        now = self.clock()
+        if self.seen and (force or now - self.start >= self.every):
+            if self.left_out:
+                self.log("rejected", period_s=round(now - self.start, 1), left_out=self.left_out, **self.seen)
+            self.seen, self.left_out = {}, 0
+        if not self.seen:
+            self.start = now
+
+    def flush(self):
+        """The period's summary now if it is over (housekeeping calls this)."""
+        with self._lock:
+            self._roll()
+
+
 class BridgeCore:
     """Transport-independent bridge logic; thread-safe (one lock around each chunk)."""
 
@@ -149,15 +229,33 @@ class BridgeCore:
         self.windows = {}                     # (device, key fingerprint) -> [epoch, max seq]: Store.window
         self.routes = {}                      # device -> (route name, reply, last seen, key): newly stored frames only
         self.reacks = reacks or ReackLimiter()
+        self.sources = SourceBudget()
+        self.rlog = SampledLog(self.log)      # rejected input: sampled lines + a summary per period
 
     # ------------------------------------------------------------------ uplink frames
     def handle_chunk(self, chunk: bytes, reply, link: str = "?") -> str:
-        """Process one chunk; returns the outcome (a counter name) for tests and benchmarks."""
+        """Process one chunk; returns the outcome (a counter name) for tests and benchmarks.
+
+        Work before authentication is bounded per chunk: at most MAX_FRAME bytes are
+        COBS-decoded and CRC-checked, the envelope is parsed byte by byte (linear, no CBOR
+        library), and at most one HMAC per key the device may use (two in a rotation's
+        grace period) is computed; a source out of budget costs a dict lookup."""
         self.count("frames")
+        src = source_of(link)
+        if src is not None and self.sources.blocked(src):
+            self.count("source_limited")
+            self.rlog("source_limited", link=link, size=len(chunk))
+            return "source_limited"
+        outcome = self._handle(chunk, reply, link)
+        if src is not None and outcome in REJECTED:
+            self.sources.charge(src)
+        return outcome
+
+    def _handle(self, chunk: bytes, reply, link: str) -> str:
         body, err = deframe(chunk)
         if err:
             self.count(err)
-            self.log(err, link=link, size=len(chunk))
+            self.rlog(err, link=link, size=len(chunk))
             return err
         dev = None
         try:
@@ -167,18 +265,18 @@ class BridgeCore:
             keys = self.registry.keys_for(kid)
             if not keys:
                 self.count("unknown_device")
-                self.log("unknown_device", link=link, device=ascii(dev)[:40], error="unknown device")
+                self.rlog("unknown_device", link=link, device=ascii(dev)[:40], error="unknown device")
                 return "unknown_device"
             key = codec.verify_mac([k for k, _ in keys], prot, payload, tag)
             if key is None:
                 self.count("bad_mac")
-                self.log("bad_mac", link=link, device=dev, error="bad MAC")
+                self.rlog("bad_mac", link=link, device=dev, error="bad MAC")
                 return "bad_mac"
             fp = next(f for k, f in keys if k == key)
             msg = codec.decode_payload(kid, seq, payload)
         except (AuthError, DecodeError) as e:
             self.count("malformed")
-            self.log("malformed", link=link, error=str(e), **({"device": ascii(dev)[:40]} if dev else {}))
+            self.rlog("malformed", link=link, error=str(e), **({"device": ascii(dev)[:40]} if dev else {}))
             return "malformed"
 
         now = time.time()
@@ -195,7 +293,7 @@ class BridgeCore:
                     # = the same protected header and payload, what the MAC covers
                     if stored is None or bytes(stored) != body:
                         self.count("replay")
-                        self.log("replay", link=link, device=dev, seq=seq, max_seq=max_seq, key_fp=fp)
+                        self.rlog("replay", link=link, device=dev, seq=seq, max_seq=max_seq, key_fp=fp)
                         return "replay"
                 except (sqlite3.Error, StoreError) as e:
                     return self._store_failed(e, dev, seq)
@@ -206,7 +304,7 @@ class BridgeCore:
                 kind = "route" if seq == max_seq and route is not None and route[0] == link else "other"
                 if not self.reacks.allow(dev, kind):
                     self.count("reacks_limited")
-                    self.log("duplicate", link=link, device=dev, seq=seq, reack=False)
+                    self.rlog("duplicate", link=link, device=dev, seq=seq, reack=False)
                     return "duplicates"
                 self.log("duplicate", link=link, device=dev, seq=seq, reack=True)
                 try:
@@ -219,7 +317,7 @@ class BridgeCore:
             if max_seq >= 0 and seq > max_seq + MAX_SEQ_STEP:
                 # one frame under a leaked key must not take the window to 2**40-1
                 self.count("seq_jump")
-                self.log("seq_jump", link=link, device=dev, seq=seq, max_seq=max_seq, key_fp=fp)
+                self.rlog("seq_jump", link=link, device=dev, seq=seq, max_seq=max_seq, key_fp=fp)
                 return "seq_jump"
             try:
                 dseq = self.store.store_message(msg, body, link, self.uplinks, now, epoch=epoch)
@@ -433,6 +531,7 @@ class Bridge:
         while not self._stop.wait(0.2):
             try:
                 self.core.deliver_pending()
+                self.core.rlog.flush()
                 now = time.monotonic()
                 if now >= next_status:
                     self.write_status()
