@@ -29,7 +29,7 @@ import time
 
 from host_tools import codec
 from host_tools.links import LinkError, SerialLink, UdpLink
-from host_tools.registry import Registry, RegistryError, registry_path, valid_device_id
+from host_tools.registry import Registry, RegistryError, registry_path, valid_device_id, write_private
 from host_tools.store import MAX_SEQ_STEP, Store, StoreError, consent_is_lowering, status_path
 from host_tools.uplinks import Forwarder, make_uplink
 from protocol import framing, messages, schema
@@ -518,11 +518,7 @@ class Bridge:
     def write_status(self):
         """Atomic rewrite of DB.status.json, which the monitor reads."""
         try:
-            doc = self.status()
-            tmp = str(self.status_file) + ".tmp"
-            with open(tmp, "w") as f:
-                json.dump(doc, f, default=str)
-            os.replace(tmp, self.status_file)
+            write_private(self.status_file, json.dumps(self.status(), default=str))
         except (OSError, sqlite3.Error) as e:
             self.log("status_error", error=str(e))
 
@@ -615,6 +611,9 @@ def main_bridge(argv=None) -> int:
     except SystemExit2 as e:
         return _fail(prog, e)
 
+    # every file the bridge makes (DB, WAL, status, jsonl, sqlite uplinks) is its user's
+    # alone: telemetry, orders and the audit trail are not for other users of the host
+    os.umask(0o077)
     log = JsonLog()
     try:
         uplinks = [make_uplink(u) for u in a.uplink]

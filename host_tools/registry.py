@@ -56,16 +56,35 @@ def load(path) -> dict:
 
 
 def save(path, doc: dict) -> None:
-    """Atomic write (tmp + fsync + rename), mode 0600 from creation: the file holds keys."""
+    """Atomic write of the registry (write_private): mode 0600 from creation, it holds keys."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    tmp = path.with_name(path.name + ".tmp%d" % os.getpid())
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    write_private(path, json.dumps(doc, indent=1, sort_keys=True), fsync=True)
+
+
+def write_private(path, text: str, fsync: bool = False) -> None:
+    """Replace a file atomically with mode 0600 from creation. The temp file is made in the
+    same directory with O_CREAT | O_EXCL | O_NOFOLLOW under a random name, so a file or
+    symlink planted at a guessable name (the registry's was NAME.tmpPID) can neither
+    receive the content nor be truncated; then (fsync and) rename over the file."""
+    import secrets
+    path = Path(path)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+    for _ in range(16):
+        tmp = path.with_name(".%s.%s.tmp" % (path.name, secrets.token_hex(8)))
+        try:
+            fd = os.open(tmp, flags, 0o600)
+            break
+        except FileExistsError:
+            continue
+    else:
+        raise OSError("cannot create a temporary file next to %s" % path)
     try:
         with os.fdopen(fd, "w") as f:
-            json.dump(doc, f, indent=1, sort_keys=True)
-            f.flush()
-            os.fsync(f.fileno())
+            f.write(text)
+            if fsync:
+                f.flush()
+                os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         try:
@@ -75,8 +94,20 @@ def save(path, doc: dict) -> None:
         raise
 
 
+def create_private(path) -> None:
+    """Create path empty with mode 0600 unless it exists (a database, a log): a file the
+    bridge creates is never readable by other users, not even for an instant."""
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600))
+    except FileExistsError:
+        pass
+
+
 def add_device(path, device: str, key_hex: str, **meta) -> None:
-    """Add or replace one device (consumables deploy, tests and tools)."""
+    """Add or replace one device (consumables deploy, tests and tools), recording its key's
+    fingerprint (key_fp: the key generation the bridge's replay window belongs to)."""
+    if not valid_device_id(device):
+        raise RegistryError("bad device id %s: 1 to 16 characters from a-z, 0-9 and '-'" % ascii(device)[:40])
     bytes.fromhex(key_hex)  # validate before writing
     try:
         doc = load(path)
@@ -84,7 +115,7 @@ def add_device(path, device: str, key_hex: str, **meta) -> None:
         if Path(path).exists():
             raise
         doc = {"devices": {}}
-    doc["devices"][device] = dict(meta, key=key_hex)
+    doc["devices"][device] = dict(meta, key=key_hex, key_fp=fingerprint(bytes.fromhex(key_hex)))
     save(path, doc)
 
 

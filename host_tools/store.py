@@ -18,12 +18,16 @@ own connection, and busy_timeout lets writers from several processes take turns.
 from __future__ import annotations
 
 import json
+import os
 import re
 import sqlite3
 import threading
 import time
+import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
+
+from host_tools.registry import create_private
 
 # messages and outbox rows are keyed by (device, epoch, seq): the epoch is the device's key
 # generation (keygens), so a board re-provisioned under the same id (seq from 0 again)
@@ -105,6 +109,13 @@ class Record:
         return "%s:%d" % (self.device, self.seq)
 
 
+def db_uri(path, mode: str) -> str:
+    """A file: URI for path, every character of the path percent-quoted: --db is a path,
+    never a URI, so a '?' or '#' in it is part of the file name, not a query (which could
+    set mode=memory or vfs= behind the operator's back). RFC 8089 / sqlite.org/uri.html."""
+    return "file:%s?mode=%s" % (urllib.parse.quote(str(Path(path).resolve())), mode)
+
+
 def status_path(db_path) -> Path:
     """The JSON status file the bridge rewrites every second, next to the DB."""
     return Path(str(db_path) + ".status.json")
@@ -121,7 +132,7 @@ class Store:
             if not Path(self.path).exists():
                 raise StoreError("no bridge database at %s (start the bridge or pass --db)" % self.path)
             # mode=ro: the monitor can never write, even by accident
-            self.db = sqlite3.connect("file:%s?mode=ro" % Path(self.path).resolve(), uri=True,
+            self.db = sqlite3.connect(db_uri(self.path, "ro"), uri=True,
                                       isolation_level=None, check_same_thread=False, timeout=5)
             # The bridge creates the file, then its tables one by one (the schema script
             # autocommits per statement): a reader that starts with it can see a part.
@@ -138,14 +149,16 @@ class Store:
         if not create and not Path(self.path).exists():
             raise StoreError("no bridge database at %s (start the bridge or pass --db)" % self.path)
         try:
-            self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=10)
+            create_private(self.path)   # 0600 from creation; SQLite gives its WAL and SHM the same mode
+            self.db = sqlite3.connect(db_uri(self.path, "rw"), uri=True, isolation_level=None,
+                                      check_same_thread=False, timeout=10)
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=FULL")
             self.db.execute("PRAGMA busy_timeout=10000")
             self._migrate()
             self.db.executescript(SCHEMA)
             self.db.execute("PRAGMA user_version=%d" % SCHEMA_VERSION)
-        except sqlite3.Error as e:
+        except (sqlite3.Error, OSError) as e:
             raise StoreError("cannot open database %s: %s" % (self.path, e)) from None
 
     def _migrate(self):

@@ -27,7 +27,7 @@ import urllib.request
 
 import cbor2
 
-from host_tools.registry import valid_device_id
+from host_tools.registry import create_private, valid_device_id
 from protocol import messages, schema
 from protocol.errors import ProtocolError
 
@@ -93,7 +93,8 @@ class JsonlUplink(Uplink):
         if self.f:
             return
         try:
-            f = open(self.path, "ab+")
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)   # 0600 from creation
+            f = os.fdopen(fd, "ab+")
         except OSError as e:
             raise UplinkError("cannot open %s: %s" % (self.path, e.strerror)) from None
         # A crash between writing lines and marking them forwarded re-sends them on restart:
@@ -153,6 +154,7 @@ class SqliteUplink(Uplink):
         if self.db:
             return
         try:
+            create_private(self.path)
             db = sqlite3.connect(self.path, check_same_thread=False, timeout=10)
             db.execute("PRAGMA journal_mode=WAL")
             cols = [r[1] for r in db.execute("PRAGMA table_info(messages)")]
