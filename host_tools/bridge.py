@@ -39,7 +39,7 @@ from protocol.errors import AuthError, DecodeError, FrameError
 OPERATOR_COMMANDS = ("config", "consent", "order_status", "time")
 COUNTERS = ("frames", "noise", "bad_crc", "bad_mac", "malformed", "unknown_device", "replay",
             "duplicates", "stored", "acks", "forwarded", "uplink_errors", "store_errors",
-            "downlinks", "bad_commands", "reacks_limited", "threads_restarted", "seq_jump", "source_limited")
+            "downlinks", "bad_commands", "reacks_limited", "threads_restarted", "seq_jump", "source_limited", "rekeys")
 
 
 class JsonLog:
@@ -286,6 +286,17 @@ class BridgeCore:
             except (sqlite3.Error, StoreError) as e:
                 return self._store_failed(e, dev, seq)
             epoch, max_seq = win
+            if seq > max_seq and len(keys) > 1 and key == keys[0][0]:
+                # a rotation: the device resends, under its new key, a message it sent under
+                # the old one whose ack it lost. Same seq, same protected header and payload
+                # (what the MAC covers): a retransmission, re-acked, not stored twice
+                try:
+                    prev = self._window(dev, keys[1][1], keys[1][0])
+                    old_body = self.store.stored_body(dev, seq, prev[0]) if seq <= prev[1] else None
+                except (sqlite3.Error, StoreError) as e:
+                    return self._store_failed(e, dev, seq)
+                if old_body is not None and codec.parse_envelope(old_body)[2:4] == (prot, payload):
+                    epoch, max_seq, body = prev[0], prev[1], bytes(old_body)
             if seq <= max_seq:
                 try:
                     stored = self.store.stored_body(dev, seq, epoch)
@@ -332,7 +343,28 @@ class BridgeCore:
             if self._send(dev, dseq, {0: messages.ACK, 1: seq}, reply, link, "ack", key):
                 self.count("acks")
             self._deliver(dev)
+            self._rekey(dev, key, reply, link)
         return "stored"
+
+    def _rekey(self, dev, key, reply, link):
+        """A frame under the old key of a rotation in its grace period: send the device the
+        rotation's nonce (keys rotate), under that old key, after its ack and commands.
+        Sent again after every such frame until the device speaks under the new key, so a
+        lost rekey costs nothing. The route is then dropped: whether the device switched
+        keys is known only from its next frame, and a command under the wrong key would
+        be refused by the device but marked sent here."""
+        nonce = self.registry.rekey_nonce(dev, key)
+        if nonce is None:
+            return
+        try:
+            dseq = self.store.next_down_seq(dev)
+        except (sqlite3.Error, StoreError) as e:
+            self.log("store_error", device=dev, error=str(e))
+            return
+        if self._send(dev, dseq, {0: messages.REKEY, 1: nonce}, reply, link, "rekey", key):
+            self.count("rekeys")
+            self.log("rekey_sent", device=dev, dseq=dseq, link=link)
+        self.routes.pop(dev, None)
 
     def _window(self, dev: str, fp: str, key: bytes) -> list:
         """[epoch, highest stored seq] of dev's replay window under key (fingerprint fp),

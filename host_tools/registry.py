@@ -126,16 +126,56 @@ def fingerprint(key: bytes) -> str:
     return hashlib.sha256(b"smart-consumables key fingerprint\0" + bytes(key)).hexdigest()[:16]
 
 
+REKEY_LABEL = b"rekey"
+DEFAULT_GRACE_S = 7 * 86400   # a sleeping device reports at least daily; a week to hear it
+
+
+def rekeyed(key: bytes, nonce: str) -> bytes:
+    """The key a device derives from a rekey downlink (firmware/agent.py on_rekey)."""
+    import hmac
+    return hmac.new(key, REKEY_LABEL + nonce.encode(), hashlib.sha256).digest()
+
+
+def rotate(path, device: str, grace_s: float = DEFAULT_GRACE_S, now: float | None = None) -> dict:
+    """Start a key rotation for one device, in one atomic registry write: the new key is
+    rekeyed(old, nonce) with a fresh random nonce; the old key stays valid until
+    now + grace_s ("old_key", "old_until"), and the bridge sends the device the nonce in a
+    rekey downlink (under the old key) after each frame it stores under the old key.
+    Returns {"old_fp", "new_fp", "until"}. A rotation still in its grace period is refused:
+    the device may hold either key, and a third would strand it."""
+    import secrets
+    now = time.time() if now is None else now
+    doc = load(path)
+    entry = doc["devices"].get(device)
+    if not isinstance(entry, dict) or "key" not in entry:
+        raise RegistryError("device %s is not in the registry %s" % (ascii(device)[:40], path))
+    if entry.get("old_key") and float(entry.get("old_until", 0)) > now:
+        raise RegistryError("a rotation of %s is still in its grace period (until %s)"
+                            % (device, time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(float(entry["old_until"])))))
+    try:
+        old = bytes.fromhex(entry["key"])
+    except (TypeError, ValueError):
+        raise RegistryError("registry entry of %s has no valid key" % device) from None
+    nonce = secrets.token_hex(16)
+    new = rekeyed(old, nonce)
+    until = now + grace_s
+    entry.update(key=new.hex(), key_fp=fingerprint(new), old_key=old.hex(), old_fp=fingerprint(old),
+                 old_until=until, rekey_nonce=nonce)
+    save(path, doc)
+    return {"old_fp": fingerprint(old), "new_fp": fingerprint(new), "until": until}
+
+
 def masked(doc: dict) -> dict:
     """A copy of the document with every key replaced by ****, for printing."""
     return {"devices": {d: {k: (MASK if k in ("key", "old_key") else v) for k, v in e.items()}
                         for d, e in doc.get("devices", {}).items() if isinstance(e, dict)}}
 
 
-def _parse_keys(doc: dict) -> tuple[dict, list]:
+def _parse_keys(doc: dict) -> tuple[dict, list, dict]:
     """{device: [(key, fingerprint, valid until or None)]}, current key first, then the
-    previous one during a rotation's grace period ("old_key", "old_until": unix time)."""
-    keys, bad = {}, []
+    previous one during a rotation's grace period ("old_key", "old_until": unix time,
+    only when the current key is rekeyed(old_key, rekey_nonce)); and {device: nonce}."""
+    keys, bad, rekeys = {}, [], {}
     for dev, entry in doc.get("devices", {}).items():
         if not valid_device_id(dev):
             bad.append(ascii(dev)[:40])   # escaped: the id itself may hold control characters
@@ -148,11 +188,13 @@ def _parse_keys(doc: dict) -> tuple[dict, list]:
             if entry.get("old_key"):
                 old = bytes.fromhex(entry["old_key"])
                 until = float(entry.get("old_until", 0))
-                if old and old != key:
+                nonce = entry.get("rekey_nonce")
+                if old and old != key and isinstance(nonce, str) and rekeyed(old, nonce) == key:
                     keys[dev].append((old, fingerprint(old), until))
+                    rekeys[dev] = nonce
         except (KeyError, TypeError, ValueError):
             bad.append(dev)
-    return keys, bad
+    return keys, bad, rekeys
 
 
 class Registry:
@@ -167,6 +209,7 @@ class Registry:
         self._lock = threading.Lock()
         self._sig = None
         self._keys: dict[str, list] = {}
+        self._rekeys: dict[str, str] = {}
         self.reloads = 0
         doc = load(self.path)  # a missing registry at startup is a hard error
         self._install(doc, self._stat())
@@ -182,10 +225,11 @@ class Registry:
         return (st.st_mtime_ns, st.st_size, st.st_ino)
 
     def _install(self, doc, sig):
-        keys, bad = _parse_keys(doc)
+        keys, bad, rekeys = _parse_keys(doc)
         for dev in bad:
             self.log("registry_bad_entry", device=dev)
         self._keys = keys
+        self._rekeys = rekeys
         self._sig = sig
 
     def refresh(self) -> None:
@@ -220,6 +264,14 @@ class Registry:
             kid = kid.decode("ascii", "replace")
         now = time.time() if now is None else now
         return [(k, fp) for k, fp, until in self._keys.get(kid, ()) if until is None or now < until]
+
+    def rekey_nonce(self, device: str, key: bytes):
+        """The nonce to send a device whose frame verified under `key`, when that is the old
+        key of a rotation still in its grace period; else None."""
+        keys = self.keys_for(device)
+        if len(keys) > 1 and key == keys[1][0]:
+            return self._rekeys.get(device)
+        return None
 
     def devices(self) -> list[str]:
         self.refresh()
