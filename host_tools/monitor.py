@@ -23,7 +23,8 @@ from host_tools.store import NotReady, Store, StoreError, status_path
 from protocol import messages, schema
 
 COUNTER_ORDER = ("frames", "stored", "duplicates", "acks", "forwarded", "queued", "uplink_errors", "noise",
-                 "bad_crc", "bad_mac", "unknown_device", "replay", "malformed", "store_errors", "downlinks")
+                 "bad_crc", "bad_mac", "unknown_device", "replay", "malformed", "seq_jump", "source_limited",
+                 "bad_commands", "store_errors", "downlinks", "rekeys", "threads_restarted")
 
 
 def shown(value) -> Text:
