@@ -213,3 +213,16 @@ class Agent:
 
     def on_time(self, unix):
         clock.set_wall(unix)
+
+    def on_rekey(self, nonce):
+        # key rotation: the new key is HMAC(key, "rekey" + nonce), so only the nonce is
+        # on the wire. /provision.json (root + it, where main.boot read it) gets it first
+        # (atomically), then it is used: a cut in between boots with one key or the other
+        from binascii import hexlify   # here: a rotation is rare, the import costs RAM
+        p = self._boot_path[:-15] + "provision.json"   # root + "state/boot.json" -> root + ...
+        k = cose.hmac_sha256(self.key, b"rekey" + nonce.encode())
+        prov = store.load(p)
+        if prov is not None:     # None: an agent built in memory, without files (tests)
+            prov["key"] = hexlify(k).decode()
+            store.save(p, prov)
+        self.key = self.downlink.key = k

@@ -8,7 +8,8 @@ state (config, consent, order_status, time). Acks only advance it in RAM (persis
 next checkpoint): an ack per uplink message would otherwise add a flash write per message,
 and replaying an old ack is harmless (uplink seqs never repeat, the acked file is gone).
 
-The agent supplies the actions (`on_ack`, `on_config`, `on_consent`, `on_status`, `on_time`).
+The agent supplies the actions (`on_ack`, `on_config`, `on_consent`, `on_status`, `on_time`,
+`on_rekey`).
 """
 from firmware import store
 from protocol import cbor, cose, framing, messages as M
@@ -65,5 +66,7 @@ class Downlink:
                     a.on_status(p[1], p[2])
                 elif t == M.TIME:
                     a.on_time(p[1])
+                elif t == M.REKEY:
+                    a.on_rekey(p[1])
         self.applied += 1
         return p

@@ -29,15 +29,17 @@ import time
 
 from host_tools import codec
 from host_tools.links import LinkError, SerialLink, UdpLink
-from host_tools.registry import Registry, RegistryError, registry_path
-from host_tools.store import Store, StoreError, consent_is_lowering, status_path
+from host_tools.registry import Registry, RegistryError, registry_path, valid_device_id, write_private
+from host_tools.store import MAX_SEQ_STEP, Store, StoreError, consent_is_lowering, status_path
 from host_tools.uplinks import Forwarder, make_uplink
 from protocol import framing, messages, schema
 from protocol.errors import AuthError, DecodeError, FrameError
 
+# the downlink types an operator may queue (send, MQTT); ack is the bridge's alone
+OPERATOR_COMMANDS = ("config", "consent", "order_status", "time")
 COUNTERS = ("frames", "noise", "bad_crc", "bad_mac", "malformed", "unknown_device", "replay",
             "duplicates", "stored", "acks", "forwarded", "uplink_errors", "store_errors",
-            "downlinks", "bad_commands", "reacks_limited")
+            "downlinks", "bad_commands", "reacks_limited", "threads_restarted", "seq_jump", "source_limited", "rekeys")
 
 
 class JsonLog:
@@ -131,6 +133,86 @@ class ReackLimiter:
         return False
 
 
+# outcomes of input the bridge refuses: charged to their source's budget, logged by sample
+REJECTED = frozenset(("noise", "bad_crc", "malformed", "unknown_device", "bad_mac", "replay", "seq_jump"))
+
+
+class SourceBudget:
+    """A token bucket per source address for input the bridge rejects.
+
+    Every rejected datagram from a UDP sender's address (IP and port) costs one token (burst, then rate per
+    second); a source with no token left has its datagrams dropped before they are even
+    deframed (`source_limited`), so one noisy address cannot take the read thread's time
+    from the others. Accepted frames cost nothing: a good device never runs dry. Serial
+    ports have no budget: one device per port, whose REPL text is noise by design. The
+    table is bounded (oldest source forgotten first)."""
+
+    def __init__(self, burst=50, rate=20.0, max_sources=4096, clock=time.monotonic):
+        self.burst, self.rate, self.max_sources, self.clock = float(burst), float(rate), max_sources, clock
+        self.buckets = {}   # source -> [tokens, last refill]
+
+    def _bucket(self, src):
+        now = self.clock()
+        b = self.buckets.get(src)
+        if b is None:
+            if len(self.buckets) >= self.max_sources:
+                self.buckets.pop(next(iter(self.buckets)))
+            b = self.buckets[src] = [self.burst, now]
+        b[0] = min(self.burst, b[0] + (now - b[1]) * self.rate)
+        b[1] = now
+        return b
+
+    def blocked(self, src) -> bool:
+        return self._bucket(src)[0] < 1.0
+
+    def charge(self, src) -> None:
+        self._bucket(src)[0] -= 1.0
+
+
+def source_of(link: str):
+    """The budgeted source of a route: the UDP sender's address ("udp:10.0.0.7:4210");
+    None for serial links."""
+    return link if link.startswith("udp:") else None
+
+
+class SampledLog:
+    """Rejected input is logged by sample: at most `samples` lines per event per `every`
+    seconds, then one `rejected` line per period with the count of each event and how many
+    lines were left out. So an attack writes a bounded number of log bytes per minute,
+    however fast it sends (before: one line per rejected chunk, 40x the attack's bytes).
+    Every rejection is still counted in full in the bridge's counters."""
+
+    def __init__(self, log, every=10.0, samples=3, clock=time.monotonic):
+        self.log, self.every, self.samples, self.clock = log, every, samples, clock
+        self._lock = threading.Lock()
+        self.start = clock()
+        self.seen = {}          # event -> count in this period
+        self.left_out = 0
+
+    def __call__(self, event, **fields):
+        with self._lock:
+            self._roll()
+            n = self.seen[event] = self.seen.get(event, 0) + 1
+            if n > self.samples:
+                self.left_out += 1
+                return
+        self.log(event, **fields)
+
+    def _roll(self, force=False):
+        now = self.clock()
+        if self.seen and (force or now - self.start >= self.every):
+            if self.left_out:
+                self.log("rejected", period_s=round(now - self.start, 1), left_out=self.left_out, **self.seen)
+            self.seen, self.left_out = {}, 0
+        if not self.seen:
+            self.start = now
+
+    def flush(self):
+        """The period's summary now if it is over (housekeeping calls this)."""
+        with self._lock:
+            self._roll()
+
+
 class BridgeCore:
     """Transport-independent bridge logic; thread-safe (one lock around each chunk)."""
 
@@ -143,50 +225,86 @@ class BridgeCore:
         self.on_stored = on_stored or (lambda: None)
         self.fresh_s = fresh_s
         self.lock = threading.RLock()
-        self.max_seq = store.max_seqs()       # cache: the bridge is the only writer
-        self.routes = {}                      # device -> (route name, reply, last seen): newly stored frames only
+        self.max_seq = store.max_seqs()       # device -> highest seq stored last (any key; for tools)
+        self.windows = {}                     # (device, key fingerprint) -> [epoch, max seq]: Store.window
+        self.routes = {}                      # device -> (route name, reply, last seen, key): newly stored frames only
         self.reacks = reacks or ReackLimiter()
+        self.sources = SourceBudget()
+        self.rlog = SampledLog(self.log)      # rejected input: sampled lines + a summary per period
 
     # ------------------------------------------------------------------ uplink frames
     def handle_chunk(self, chunk: bytes, reply, link: str = "?") -> str:
-        """Process one chunk; returns the outcome (a counter name) for tests and benchmarks."""
+        """Process one chunk; returns the outcome (a counter name) for tests and benchmarks.
+
+        Work before authentication is bounded per chunk: at most MAX_FRAME bytes are
+        COBS-decoded and CRC-checked, the envelope is parsed byte by byte (linear, no CBOR
+        library), and at most one HMAC per key the device may use (two in a rotation's
+        grace period) is computed; a source out of budget costs a dict lookup."""
         self.count("frames")
+        src = source_of(link)
+        if src is not None and self.sources.blocked(src):
+            self.count("source_limited")
+            self.rlog("source_limited", link=link, size=len(chunk))
+            return "source_limited"
+        outcome = self._handle(chunk, reply, link)
+        if src is not None and outcome in REJECTED:
+            self.sources.charge(src)
+        return outcome
+
+    def _handle(self, chunk: bytes, reply, link: str) -> str:
         body, err = deframe(chunk)
         if err:
             self.count(err)
-            self.log(err, link=link, size=len(chunk))
+            self.rlog(err, link=link, size=len(chunk))
             return err
-        called = []
-
-        def key_for(kid):
-            called.append(kid)
-            return self.registry.key_for(kid)
-
+        dev = None
         try:
-            msg = codec.decode_body(body, key_for)
-        except AuthError as e:
-            if called and self.registry.key_for(called[0]) is None:
-                what, dev = "unknown_device", called[0].decode("ascii", "replace")
-            elif called:
-                what, dev = "bad_mac", called[0].decode("ascii", "replace")
-            else:
-                what, dev = "malformed", None
-            self.count(what)
-            self.log(what, link=link, device=dev, error=str(e))
-            return what
-        except DecodeError as e:
+            # canonical envelope, byte-level: no CBOR library sees unauthenticated bytes
+            kid, seq, prot, payload, tag = codec.parse_envelope(body)
+            dev = kid.decode("ascii", "replace")
+            keys = self.registry.keys_for(kid)
+            if not keys:
+                self.count("unknown_device")
+                self.rlog("unknown_device", link=link, device=ascii(dev)[:40], error="unknown device")
+                return "unknown_device"
+            key = codec.verify_mac([k for k, _ in keys], prot, payload, tag)
+            if key is None:
+                self.count("bad_mac")
+                self.rlog("bad_mac", link=link, device=dev, error="bad MAC")
+                return "bad_mac"
+            fp = next(f for k, f in keys if k == key)
+            msg = codec.decode_payload(kid, seq, payload)
+        except (AuthError, DecodeError) as e:
             self.count("malformed")
-            self.log("malformed", link=link, error=str(e))
+            self.rlog("malformed", link=link, error=str(e), **({"device": ascii(dev)[:40]} if dev else {}))
             return "malformed"
 
-        dev, seq, now = msg.device, msg.seq, time.time()
+        now = time.time()
         with self.lock:
-            if seq <= self.max_seq.get(dev, -1):
+            try:
+                win = self._window(dev, fp, key)
+            except (sqlite3.Error, StoreError) as e:
+                return self._store_failed(e, dev, seq)
+            epoch, max_seq = win
+            if seq > max_seq and len(keys) > 1 and key == keys[0][0]:
+                # a rotation: the device resends, under its new key, a message it sent under
+                # the old one whose ack it lost. Same seq, same protected header and payload
+                # (what the MAC covers): a retransmission, re-acked, not stored twice
                 try:
-                    stored = self.store.stored_body(dev, seq)
+                    prev = self._window(dev, keys[1][1], keys[1][0])
+                    old_body = self.store.stored_body(dev, seq, prev[0]) if seq <= prev[1] else None
+                except (sqlite3.Error, StoreError) as e:
+                    return self._store_failed(e, dev, seq)
+                if old_body is not None and codec.parse_envelope(old_body)[2:4] == (prot, payload):
+                    epoch, max_seq, body = prev[0], prev[1], bytes(old_body)
+            if seq <= max_seq:
+                try:
+                    stored = self.store.stored_body(dev, seq, epoch)
+                    # one canonical encoding per message (SPEC): equal bytes under one key
+                    # = the same protected header and payload, what the MAC covers
                     if stored is None or bytes(stored) != body:
                         self.count("replay")
-                        self.log("replay", link=link, device=dev, seq=seq, max_seq=self.max_seq[dev])
+                        self.rlog("replay", link=link, device=dev, seq=seq, max_seq=max_seq, key_fp=fp)
                         return "replay"
                 except (sqlite3.Error, StoreError) as e:
                     return self._store_failed(e, dev, seq)
@@ -194,40 +312,85 @@ class BridgeCore:
                 # last newly stored frame came from (a replay must not divert commands)
                 self.count("duplicates")
                 route = self.routes.get(dev)
-                kind = "route" if seq == self.max_seq[dev] and route is not None and route[0] == link else "other"
+                kind = "route" if seq == max_seq and route is not None and route[0] == link else "other"
                 if not self.reacks.allow(dev, kind):
                     self.count("reacks_limited")
-                    self.log("duplicate", link=link, device=dev, seq=seq, reack=False)
+                    self.rlog("duplicate", link=link, device=dev, seq=seq, reack=False)
                     return "duplicates"
                 self.log("duplicate", link=link, device=dev, seq=seq, reack=True)
                 try:
                     dseq = self.store.next_down_seq(dev)
                 except (sqlite3.Error, StoreError) as e:
                     return self._store_failed(e, dev, seq)
-                if self._send(dev, dseq, {0: messages.ACK, 1: seq}, reply, link, "ack"):
+                if self._send(dev, dseq, {0: messages.ACK, 1: seq}, reply, link, "ack", key):
                     self.count("acks")
                 return "duplicates"
+            if max_seq >= 0 and seq > max_seq + MAX_SEQ_STEP:
+                # one frame under a leaked key must not take the window to 2**40-1
+                self.count("seq_jump")
+                self.rlog("seq_jump", link=link, device=dev, seq=seq, max_seq=max_seq, key_fp=fp)
+                return "seq_jump"
             try:
-                dseq = self.store.store_message(msg, body, link, self.uplinks, now)
+                dseq = self.store.store_message(msg, body, link, self.uplinks, now, epoch=epoch)
             except (sqlite3.Error, StoreError, OSError) as e:
                 return self._store_failed(e, dev, seq)  # not stored -> never acked
+            win[1] = seq
             self.max_seq[dev] = seq
             self.count("stored")
             self.log("frame", link=link, device=dev, seq=seq, type=msg.type)
             self.on_stored()
-            self.routes[dev] = (link, reply, now)   # a fresh, verified seq: the device is here
-            if self._send(dev, dseq, {0: messages.ACK, 1: seq}, reply, link, "ack"):
+            self.routes[dev] = (link, reply, now, key)   # a fresh, verified seq: the device is here
+            if self._send(dev, dseq, {0: messages.ACK, 1: seq}, reply, link, "ack", key):
                 self.count("acks")
             self._deliver(dev)
+            self._rekey(dev, key, reply, link)
         return "stored"
+
+    def _rekey(self, dev, key, reply, link):
+        """A frame under the old key of a rotation in its grace period: send the device the
+        rotation's nonce (keys rotate), under that old key, after its ack and commands.
+        Sent again after every such frame until the device speaks under the new key, so a
+        lost rekey costs nothing. The route is then dropped: whether the device switched
+        keys is known only from its next frame, and a command under the wrong key would
+        be refused by the device but marked sent here."""
+        nonce = self.registry.rekey_nonce(dev, key)
+        if nonce is None:
+            return
+        try:
+            dseq = self.store.next_down_seq(dev)
+        except (sqlite3.Error, StoreError) as e:
+            self.log("store_error", device=dev, error=str(e))
+            return
+        if self._send(dev, dseq, {0: messages.REKEY, 1: nonce}, reply, link, "rekey", key):
+            self.count("rekeys")
+            self.log("rekey_sent", device=dev, dseq=dseq, link=link)
+        self.routes.pop(dev, None)
+
+    def _window(self, dev: str, fp: str, key: bytes) -> list:
+        """[epoch, highest stored seq] of dev's replay window under key (fingerprint fp),
+        cached: the bridge is the only writer. Store.window makes a new one for a new key."""
+        win = self.windows.get((dev, fp))
+        if win is None:
+            def adopt(stored):   # a window migrated from before key generations
+                if stored is None:
+                    return True
+                try:
+                    _, _, prot, payload, tag = codec.parse_envelope(stored)
+                except (AuthError, DecodeError):
+                    return False
+                return codec.verify_mac([key], prot, payload, tag) is not None
+            win = self.windows[(dev, fp)] = list(self.store.window(dev, fp, adopt))
+        return win
 
     def _store_failed(self, e, dev, seq):
         self.count("store_errors")
         self.log("store_error", device=dev, seq=seq, error=str(e))
         return "store_errors"
 
-    def _send(self, dev, dseq, payload, reply, link, what):
-        key = self.registry.key_for(dev)
+    def _send(self, dev, dseq, payload, reply, link, what, key=None):
+        """Sign with `key`: the one the device's frame verified under (during a rotation's
+        grace period the device may still hold the old one), else its current key."""
+        key = key or self.registry.key_for(dev)
         if key is None:  # removed from the registry since the frame was verified
             self.log("downlink_failed", device=dev, link=link, what=what, error="unknown device")
             return False
@@ -242,39 +405,62 @@ class BridgeCore:
     # ------------------------------------------------------------------ commands
     def queue_command(self, device: str, name, fields: dict) -> int | None:
         """Queue a downlink command (from MQTT or tests); invalid ones are logged and dropped."""
-        if name is None:
-            self.count("bad_commands")
-            self.log("bad_command", device=device, error=fields.get("error"))
-            return None
+        return self.command(device, name, fields)[0]
+
+    def command(self, device, name, fields) -> tuple[int | None, str | None]:
+        """(downlink id, None) once queued, or (None, reason) when refused. Only the types an
+        operator may send (OPERATOR_COMMANDS): an ack is the bridge's alone (one for a
+        message it never stored would make the device delete it). Never raises: whatever
+        arrives on the command topic is counted and answered, never kills the caller."""
         try:
+            if not valid_device_id(device):
+                raise DecodeError("bad device id %s" % ascii(device)[:40])
+            if name is None:
+                raise DecodeError(str(fields.get("error")) if isinstance(fields, dict) else "bad command")
+            if name not in OPERATOR_COMMANDS:
+                raise DecodeError("%s is not a command (use %s)" % (ascii(name)[:40], ", ".join(OPERATOR_COMMANDS)))
+            if not isinstance(fields, dict):
+                raise DecodeError("command fields must be a map")
             command_payload(name, fields)
-        except DecodeError as e:
+            if name == "consent":
+                # consent may be lowered remotely, never raised: a raise needs the customer's
+                # confirmation, recorded by `consumables send ... --customer-confirmed`
+                floor = self.store.consent_floor(device)
+                if not consent_is_lowering(fields.get("level"), floor):
+                    self.count("bad_commands")
+                    self.log("consent_raise_refused", device=device, level=fields.get("level"), current=floor)
+                    return None, "consent may only be lowered here (now %s)" % floor
+            did = self.store.queue_downlink(device, name, fields)
+        except (DecodeError, ValueError, TypeError, RecursionError) as e:
             self.count("bad_commands")
-            self.log("bad_command", device=device, error=str(e))
-            return None
-        if name == "consent":
-            # consent may be lowered remotely, never raised: a raise needs the customer's
-            # confirmation, recorded by `consumables send ... --customer-confirmed`
-            floor = self.store.consent_floor(device)
-            if not consent_is_lowering(fields.get("level"), floor):
-                self.count("bad_commands")
-                self.log("consent_raise_refused", device=device, level=fields.get("level"), current=floor)
-                return None
-        did = self.store.queue_downlink(device, name, fields)
+            self.log("bad_command", device=ascii(device)[:40], error=str(e)[:200])
+            return None, str(e)[:200]
+        except (sqlite3.Error, StoreError) as e:
+            self.count("store_errors")
+            self.log("store_error", device=device, error=str(e))
+            return None, "store error"
         self.log("command_queued", device=device, type=name, id=did)
-        self.deliver_pending()
-        return did
+        try:
+            self.deliver_pending()
+        except (sqlite3.Error, StoreError) as e:   # queued and durable: housekeeping retries
+            self.log("store_error", error=str(e))
+        return did, None
 
     def _deliver(self, device: str) -> None:
         """Send a device's queued commands on its route (caller holds the lock)."""
         route = self.routes.get(device)
         if route is None:
             return
-        link, reply, _ = route
+        link, reply, _, key = route
+        if key not in [k for k, _ in self.registry.keys_for(device)]:
+            return   # that key was rotated out or replaced: wait for a frame under a valid one
         for did, dev, name, fields in self.store.pending_downlinks(device):
             try:
+                if name not in OPERATOR_COMMANDS or not isinstance(fields, dict):
+                    raise DecodeError("%s is not an operator command" % ascii(name)[:40])
                 payload = command_payload(name, fields)
-            except DecodeError as e:  # queued by hand into the DB? drop it, loudly
+                messages.validate(payload, messages.DOWNLINK)
+            except (DecodeError, TypeError, ValueError) as e:  # queued by hand into the DB? drop it, loudly
                 self.count("bad_commands")
                 self.log("bad_command", device=dev, id=did, error=str(e))
                 self.store.mark_downlink_sent(did, -1, "rejected")
@@ -282,7 +468,7 @@ class BridgeCore:
             if self.registry.key_for(dev) is None:
                 return
             dseq = self.store.next_down_seq(dev)
-            if not self._send(dev, dseq, payload, reply, link, name):
+            if not self._send(dev, dseq, payload, reply, link, name, key):
                 return  # link down: keep it queued, retry when the device is seen again
             self.store.mark_downlink_sent(did, dseq, link)
             self.count("downlinks")
@@ -315,11 +501,13 @@ class Bridge:
         self.core = BridgeCore(self.store, registry, [u.name for u in self.uplinks], self.log, self.count,
                                on_stored=self._wake, fresh_s=fresh_s)
         for u in self.uplinks:
-            u.on_command = self.core.queue_command
+            u.on_command = self.core.command
         self.status_every, self.print_every = status_every, print_every
         self.status_file = status_path(self.store.path)
         self._stop = threading.Event()
         self._house = threading.Thread(target=self._housekeeping, name="bridge-house", daemon=True)
+        self.watch_every = 1.0
+        self._watch = threading.Thread(target=self._watchdog, name="bridge-watchdog", daemon=True)
         self.started = time.time()
 
     def _wake(self):
@@ -332,6 +520,7 @@ class Bridge:
         for link in self.links:
             link.start(self.core.handle_chunk)
         self._house.start()
+        self._watch.start()
         self.log("bridge_started", links=[link.name for link in self.links],
                  uplinks=[u.name for u in self.uplinks], db=self.store.path)
         return self
@@ -361,11 +550,7 @@ class Bridge:
     def write_status(self):
         """Atomic rewrite of DB.status.json, which the monitor reads."""
         try:
-            doc = self.status()
-            tmp = str(self.status_file) + ".tmp"
-            with open(tmp, "w") as f:
-                json.dump(doc, f, default=str)
-            os.replace(tmp, self.status_file)
+            write_private(self.status_file, json.dumps(self.status(), default=str))
         except (OSError, sqlite3.Error) as e:
             self.log("status_error", error=str(e))
 
@@ -374,17 +559,49 @@ class Bridge:
         while not self._stop.wait(0.2):
             try:
                 self.core.deliver_pending()
+                self.core.rlog.flush()
+                now = time.monotonic()
+                if now >= next_status:
+                    self.write_status()
+                    next_status = now + self.status_every
+                if self.print_every and now >= next_print:
+                    c = self.count.snapshot()
+                    c["queued"] = self.store.queued()
+                    self.log("counters", **c)
+                    next_print = now + self.print_every
             except sqlite3.Error as e:
                 self.log("store_error", error=str(e))
-            now = time.monotonic()
-            if now >= next_status:
-                self.write_status()
-                next_status = now + self.status_every
-            if self.print_every and now >= next_print:
-                c = self.count.snapshot()
-                c["queued"] = self.store.queued()
-                self.log("counters", **c)
-                next_print = now + self.print_every
+            except Exception as e:   # a bug must not stop delivery for good: log, go on
+                self.log("housekeeping_error", error="%s: %s" % (type(e).__name__, e))
+
+    def _watchdog(self):
+        while not self._stop.wait(self.watch_every):
+            self.check_threads()
+
+    def check_threads(self) -> list[str]:
+        """Restart every worker thread (housekeeping, forwarders, link readers) that died,
+        which only an exception no handler expected can do; returns their names."""
+        dead = []
+        if self._stop.is_set():
+            return dead
+        if not self._house.is_alive():
+            dead.append(self._house.name)
+            self._house = threading.Thread(target=self._housekeeping, name="bridge-house", daemon=True)
+            self._house.start()
+        for f in self.forwarders:
+            if not f.thread.is_alive() and not f._stop.is_set():
+                dead.append(f.thread.name)
+                f._opened = False
+                f.thread = threading.Thread(target=f._run, name=f.thread.name, daemon=True)
+                f.thread.start()
+        for link in self.links:
+            if link.thread is not None and not link.thread.is_alive() and not link._stop.is_set():
+                dead.append(link.name)
+                link.start(self.core.handle_chunk)
+        for name in dead:
+            self.count("threads_restarted")
+            self.log("thread_restarted", thread=name)
+        return dead
 
 
 # ---------------------------------------------------------------------- CLI
@@ -426,6 +643,9 @@ def main_bridge(argv=None) -> int:
     except SystemExit2 as e:
         return _fail(prog, e)
 
+    # every file the bridge makes (DB, WAL, status, jsonl, sqlite uplinks) is its user's
+    # alone: telemetry, orders and the audit trail are not for other users of the host
+    os.umask(0o077)
     log = JsonLog()
     try:
         uplinks = [make_uplink(u) for u in a.uplink]

@@ -15,6 +15,7 @@ COMMANDS = {
     "monitor": ("host_tools.monitor", "main_monitor", "live table of devices from the bridge's store"),
     "plot": ("host_tools.plot", "main_plot", "plot a device's level history and forecast to a PNG"),
     "decode": ("host_tools.decode", "main_decode", "decode frames (hex) to JSON, verifying with the registry"),
+    "keys": ("host_tools.keys", "main_keys", "rotate a device's key over the air (keys rotate DEVICE)"),
 }
 
 

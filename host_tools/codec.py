@@ -18,12 +18,130 @@ from protocol.errors import AuthError, DecodeError, ProtocolError
 __all__ = ["decode_body", "decode_chunk", "encode_downlink", "Message", "TYPES", "ProtocolError"]
 
 
+# The only envelope the protocol has (protocol/SPEC.md "Canonical envelope"): the bytes
+# cose.encode produces, nothing else. The MAC covers the protected header, the direction
+# and the payload but not the outer encoding, so a parser that accepted other encodings
+# of the same message (a self-describe tag in front, long heads, another unprotected map)
+# would let anyone re-encode a device's frame into different bytes with a valid MAC.
+_PROT_HEAD = b"\xa2\x01\x04\x06"    # {1: 4, 6: ...}: alg HMAC 256/64, then the Partial IV
+_MAX_PAYLOAD_DEPTH = 4              # a payload is a map of uints, texts and lists of texts
+
+
+def _bstr(b: bytes, i: int, what: str) -> tuple[bytes, int]:
+    """(content, next index) of a byte string with the shortest head at b[i]."""
+    if i >= len(b) or b[i] >> 5 != 2:
+        raise DecodeError("envelope: %s must be a byte string" % what)
+    n, j = _arg(b, i)
+    if j + n > len(b):
+        raise DecodeError("envelope: %s runs past the end" % what)
+    return b[j:j + n], j + n
+
+
+def _arg(b: bytes, i: int) -> tuple[int, int]:
+    """(argument, next index) of the CBOR head at b[i], which must be the shortest one
+    (RFC 8949 §4.2.1); indefinite lengths and reserved values are refused."""
+    ai = b[i] & 31
+    if ai < 24:
+        return ai, i + 1
+    if ai > 27:
+        raise DecodeError("indefinite length or reserved head 0x%02x" % b[i])
+    n = 1 << (ai - 24)
+    if i + 1 + n > len(b):
+        raise DecodeError("CBOR head runs past the end")
+    v = int.from_bytes(b[i + 1:i + 1 + n], "big")
+    if v < (24 if n == 1 else 1 << (4 * n)):
+        raise DecodeError("CBOR head not in its shortest form")
+    return v, i + 1 + n
+
+
+def parse_envelope(body: bytes):
+    """(kid, seq, protected, payload, tag) of a COSE_Mac0 in this protocol's canonical form.
+
+    A byte-level parser, no CBOR library: its work is linear in the body's (at most 512)
+    bytes whatever they hold, and only the exact encoding cose.encode produces passes:
+    D1 84 | bstr(A2 01 04 06 bstr(piv)) | A1 04 bstr(kid) | bstr(payload) | 48 tag.
+    A wrong alg or extra protected header is an AuthError (downgrade); every other
+    departure from that form is a DecodeError.
+    """
+    b = bytes(body)
+    if len(b) < 2 or b[0] != 0xD0 | cose.TAG_MAC0:
+        raise DecodeError("not a tagged COSE_Mac0 (canonical form: D1 84 ...)")
+    if b[1] != 0x84:
+        raise DecodeError("COSE_Mac0 must be an array of 4 (canonical head 84)")
+    prot, i = _bstr(b, 2, "protected header")
+    if not prot.startswith(_PROT_HEAD) or len(prot) < 6 or prot[4] >> 5 != 2 \
+            or len(prot) != 5 + (prot[4] & 31):
+        raise AuthError("protected header must be {1: 4, 6: piv} (alg downgrade or extra fields)")
+    seq = cose.piv_value(prot[5:])
+    if i + 2 > len(b) or b[i] != 0xA1 or b[i + 1] != 0x04:
+        raise DecodeError("unprotected header must be {4: kid}")
+    kid, i = _bstr(b, i + 2, "kid")
+    if not 1 <= len(kid) <= 16:
+        raise AuthError("missing or bad kid")
+    payload, i = _bstr(b, i, "payload")
+    tag, i = _bstr(b, i, "MAC tag")
+    if len(tag) != cose.TAG_LEN:
+        raise AuthError("MAC tag must be %d bytes" % cose.TAG_LEN)
+    if i != len(b):
+        raise DecodeError("%d bytes after the COSE_Mac0" % (len(b) - i))
+    return kid, seq, prot, payload, tag
+
+
+def check_payload(raw: bytes) -> None:
+    """Refuse a payload that is not deterministic CBOR of the kinds the schema has, before
+    cbor2 sees it: unsigned ints, byte and text strings, arrays and maps only (no tags,
+    so none of cbor2's tag decoders runs; no floats or simple values), definite lengths
+    and shortest heads, map keys in strictly ascending bytewise order (so no duplicate
+    key: {1: 500, 1: 5} is refused, not stored as 5), nesting at most 4, nothing after
+    the item. Linear in the payload's length."""
+    b = bytes(raw)
+    pos = [0]
+
+    def item(depth):
+        if depth > _MAX_PAYLOAD_DEPTH:
+            raise DecodeError("payload nested deeper than %d" % _MAX_PAYLOAD_DEPTH)
+        i = pos[0]
+        if i >= len(b):
+            raise DecodeError("payload truncated")
+        major = b[i] >> 5
+        n, j = _arg(b, i)
+        if major == 0:
+            pos[0] = j
+        elif major in (2, 3):
+            if j + n > len(b):
+                raise DecodeError("payload string runs past the end")
+            pos[0] = j + n
+        elif major == 4:
+            pos[0] = j
+            for _ in range(n):
+                item(depth + 1)
+        elif major == 5:
+            pos[0] = j
+            last = None
+            for _ in range(n):
+                k0 = pos[0]
+                item(depth + 1)
+                key = b[k0:pos[0]]
+                if last is not None and not (len(last), last) < (len(key), key):
+                    raise DecodeError("payload map keys not in deterministic order (or duplicated)")
+                last = key
+                item(depth + 1)
+        else:
+            raise DecodeError("payload may hold no negative ints, tags, floats or simple values")
+
+    item(0)
+    if pos[0] != len(b):
+        raise DecodeError("%d bytes after the payload" % (len(b) - pos[0]))
+
+
 def _loads(raw: bytes):
+    """cbor2 on a payload check_payload passed (nothing in it for cbor2's tag decoders)."""
+    check_payload(raw)
     try:
         return cbor2.loads(raw)
     except ProtocolError:
         raise
-    except Exception as e:  # cbor2 raises several types for malformed input
+    except Exception as e:  # cbor2 raises several types for malformed input (bad UTF-8)
         raise DecodeError("bad CBOR: %s" % e) from None
 
 
@@ -32,42 +150,30 @@ def _mac(key: bytes, prot: bytes, payload: bytes, aad: bytes) -> bytes:
     return hmac.new(key, tbs, hashlib.sha256).digest()[: cose.TAG_LEN]
 
 
-def parse_envelope(body: bytes):
-    """(kid, seq, protected, payload, tag) of a COSE_Mac0 in this protocol's form."""
-    obj = _loads(body)
-    if not isinstance(obj, cbor2.CBORTag) or obj.tag != cose.TAG_MAC0:
-        raise AuthError("not a tagged COSE_Mac0")
-    arr = obj.value  # cbor2 6 gives a tuple inside tags
-    if not isinstance(arr, (list, tuple)) or len(arr) != 4:
-        raise AuthError("COSE_Mac0 must be an array of 4")
-    prot, unprot, payload, tag = arr
-    if not (isinstance(prot, bytes) and isinstance(unprot, dict) and isinstance(payload, bytes)
-            and isinstance(tag, bytes)):
-        raise AuthError("COSE_Mac0 fields have wrong types")
-    hdr = _loads(prot)
-    if not isinstance(hdr, dict) or hdr.get(1) != cose.ALG_HMAC_256_64 or set(hdr) != {1, 6}:
-        raise AuthError("protected header must be {1: 4, 6: piv} (alg downgrade or extra fields)")
-    if type(hdr.get(1)) is not int:  # 4.0 or True compare equal to 4 / 1: pin the type too
-        raise AuthError("bad alg")
-    if len(tag) != cose.TAG_LEN:
-        raise AuthError("MAC tag must be %d bytes" % cose.TAG_LEN)
-    kid = unprot.get(4)
-    if not isinstance(kid, bytes) or not 1 <= len(kid) <= 16 or set(unprot) != {4}:
-        raise AuthError("missing or bad kid")
-    return kid, cose.piv_value(hdr[6]), prot, payload, tag
+def verify_mac(keys, prot: bytes, payload: bytes, tag: bytes, aad: bytes = cose.AAD_UP):
+    """The first of `keys` whose MAC matches the tag (constant-time compare), or None."""
+    for key in keys:
+        if hmac.compare_digest(_mac(key, prot, payload, aad), tag):
+            return key
+    return None
 
 
-def decode_body(body: bytes, key_for, aad: bytes = cose.AAD_UP, allowed=schema.UPLINK) -> "Message":
-    """Verify and decode one envelope. key_for(kid: bytes) -> key or None."""
-    kid, seq, prot, payload, tag = parse_envelope(body)
-    key = key_for(kid)
-    if key is None:
-        raise AuthError("unknown device %r" % kid.decode("ascii", "replace"))
-    if not hmac.compare_digest(_mac(key, prot, payload, aad), tag):
-        raise AuthError("bad MAC")
+def decode_payload(kid: bytes, seq: int, payload: bytes, allowed=schema.UPLINK) -> "Message":
+    """A verified payload -> typed Message (DecodeError if it is not canonical or valid)."""
     obj = _loads(payload)
     t = messages.validate(obj, allowed)
     return make_message(kid.decode("ascii", "replace"), seq, t, obj)
+
+
+def decode_body(body: bytes, key_for, aad: bytes = cose.AAD_UP, allowed=schema.UPLINK) -> "Message":
+    """Verify and decode one envelope. key_for(kid: bytes) -> key, a list of keys, or None."""
+    kid, seq, prot, payload, tag = parse_envelope(body)
+    key = key_for(kid)
+    if not key:
+        raise AuthError("unknown device %r" % kid.decode("ascii", "replace"))
+    if verify_mac([key] if isinstance(key, (bytes, bytearray)) else key, prot, payload, tag, aad) is None:
+        raise AuthError("bad MAC")
+    return decode_payload(kid, seq, payload, allowed)
 
 
 def decode_chunk(chunk: bytes, key_for, aad: bytes = cose.AAD_UP, allowed=schema.UPLINK) -> "Message":

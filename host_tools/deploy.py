@@ -64,6 +64,25 @@ def validate_key(key):
     return key.lower()
 
 
+def device_key(on_command_line=None, key_file=None, environ=os.environ):
+    """The key to provision: from --key-file, else $CONSUMABLES_KEY, else 32 fresh random
+    bytes (secrets), which deploy writes to the registry as it does any key. Never from
+    the command line itself: argv is readable by every user of the host (ps, /proc)."""
+    if on_command_line is not None:
+        raise DeployError("--key puts the key where every user can read it (ps); use --key-file PATH or "
+                          "$CONSUMABLES_KEY, or give neither and deploy makes one and registers it")
+    if key_file:
+        try:
+            with open(key_file) as f:
+                return validate_key(f.read().strip())
+        except OSError as e:
+            raise DeployError("cannot read key file %s: %s" % (key_file, e.strerror)) from None
+    if environ.get("CONSUMABLES_KEY"):
+        return validate_key(environ["CONSUMABLES_KEY"].strip())
+    import secrets
+    return secrets.token_hex(32)
+
+
 def mask_key(key):
     return "*" * 8 + " (%d hex chars, masked)" % len(key)
 
@@ -437,7 +456,10 @@ def main_deploy(argv=None):
     p.add_argument("--port", required=True, help="serial port or virtual board pty")
     p.add_argument("--board", required=True, help="board name: a file boards/NAME.json")
     p.add_argument("--device-id", required=True, help="1-8 characters a-z 0-9 -")
-    p.add_argument("--key", required=True, help="32-byte device key as 64 hex characters")
+    p.add_argument("--key-file", metavar="PATH",
+                   help="file holding the 32-byte device key as 64 hex characters (else $CONSUMABLES_KEY, "
+                        "else a fresh random key); the key is written to the registry, never printed")
+    p.add_argument("--key", help=argparse.SUPPRESS)   # refused: argv is visible to every user (ps)
     p.add_argument("--registry", help="bridge registry JSON (default $CONSUMABLES_REGISTRY or "
                                       "~/.config/smart-consumables/registry.json)")
     p.add_argument("--src", help="tree holding firmware/ and protocol/ (default: this repository)")
@@ -450,7 +472,8 @@ def main_deploy(argv=None):
     p.add_argument("--wifi", metavar="SSID:PASSWORD", help="Wi-Fi credentials for --udp on an ESP32")
     a = p.parse_args(argv)
     try:
-        deploy(a.port, a.board, a.device_id, a.key, registry=a.registry, src=a.src,
+        key = device_key(a.key, a.key_file)
+        deploy(a.port, a.board, a.device_id, key, registry=a.registry, src=a.src,
                reset=not a.no_reset, log=lambda m: print(m, flush=True), consent=a.consent,
                udp=a.udp, wifi=a.wifi)
     except DeployError as e:

@@ -23,7 +23,19 @@ from host_tools.store import NotReady, Store, StoreError, status_path
 from protocol import messages, schema
 
 COUNTER_ORDER = ("frames", "stored", "duplicates", "acks", "forwarded", "queued", "uplink_errors", "noise",
-                 "bad_crc", "bad_mac", "unknown_device", "replay", "malformed", "store_errors", "downlinks")
+                 "bad_crc", "bad_mac", "unknown_device", "replay", "malformed", "seq_jump", "source_limited",
+                 "bad_commands", "store_errors", "downlinks", "rekeys", "threads_restarted")
+
+
+def shown(value) -> Text:
+    """A device id or link as plain text: never rich markup, and any character outside
+    printable ASCII escaped (\\x1b, \\n, ...), so an id from the database cannot move the
+    cursor, recolour or clear the terminal, or fake a row."""
+    s = value if isinstance(value, str) else str(value)
+    if not all(" " <= c <= "~" for c in s):
+        s = s.encode("ascii", "backslashreplace").decode("ascii")
+        s = "".join(c if " " <= c <= "~" else "\\x%02x" % ord(c) for c in s)
+    return Text(s)
 
 
 def ago(ts, now=None) -> str:
@@ -91,7 +103,7 @@ def render(devices: list, status: dict | None, now: float | None = None):
         fill = lvl.get("fill_pct")
         style = "red" if fill is not None and fill <= 10 else ("yellow" if fill is not None and fill <= 25 else "")
         consent = d.get("consent")
-        t.add_row(d["device"],
+        t.add_row(shown(d["device"]),
                   "%s %s" % (lvl["remaining"], unit) if "remaining" in lvl else "-",
                   Text("%d%%" % fill, style=style) if fill is not None else "-",
                   str(lvl["rate_per_day"]) if lvl.get("rate_per_day") is not None else "-",
@@ -100,7 +112,7 @@ def render(devices: list, status: dict | None, now: float | None = None):
                   ago(d.get("last_seen"), now),
                   str(d.get("queue", 0)),
                   str(d.get("downlink_pending", 0)),
-                  d.get("link") or "-")
+                  shown(d.get("link") or "-"))
     if status is None:
         foot = Text("bridge status: no status file (bridge not running?)", style="yellow")
     else:

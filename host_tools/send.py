@@ -22,7 +22,7 @@ import argparse
 import os
 import sys
 
-from host_tools.registry import RegistryError, load, registry_path
+from host_tools.registry import RegistryError, load, registry_path, valid_device_id
 from host_tools.store import Store, StoreError, consent_is_lowering
 from protocol import messages, schema
 from protocol.errors import DecodeError
@@ -109,6 +109,8 @@ def main_send(argv=None) -> int:
                         "with the user and time in the audit table)")
     try:
         a = p.parse_intermixed_args(argv)
+        if not valid_device_id(a.device):
+            raise UsageError("bad device id %s: 1 to 16 characters from a-z, 0-9 and '-'" % ascii(a.device)[:40])
         name, fields = parse_command(a.command, a.args)
         rpath = registry_path(a.registry)
         if a.registry or rpath.exists():

@@ -18,24 +18,35 @@ own connection, and busy_timeout lets writers from several processes take turns.
 from __future__ import annotations
 
 import json
+import os
 import re
 import sqlite3
 import threading
 import time
+import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 
+from host_tools.registry import create_private
+
+# messages and outbox rows are keyed by (device, epoch, seq): the epoch is the device's key
+# generation (keygens), so a board re-provisioned under the same id (seq from 0 again)
+# never collides with what its old key sent.
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS messages(
   device TEXT NOT NULL, seq INTEGER NOT NULL, type TEXT NOT NULL, json TEXT NOT NULL,
-  body BLOB NOT NULL, received_at REAL NOT NULL, link TEXT,
-  PRIMARY KEY(device, seq));
+  body BLOB NOT NULL, received_at REAL NOT NULL, link TEXT, epoch INTEGER NOT NULL DEFAULT 0,
+  PRIMARY KEY(device, epoch, seq));
 CREATE TABLE IF NOT EXISTS outbox(
   id INTEGER PRIMARY KEY AUTOINCREMENT, uplink TEXT NOT NULL,
   device TEXT NOT NULL, seq INTEGER NOT NULL,
   forwarded INTEGER NOT NULL DEFAULT 0, attempts INTEGER NOT NULL DEFAULT 0,
-  forwarded_at REAL, last_error TEXT,
-  UNIQUE(uplink, device, seq));
+  forwarded_at REAL, last_error TEXT, epoch INTEGER NOT NULL DEFAULT 0,
+  UNIQUE(uplink, device, epoch, seq));
+CREATE TABLE IF NOT EXISTS keygens(
+  device TEXT NOT NULL, fp TEXT NOT NULL, epoch INTEGER NOT NULL,
+  max_seq INTEGER NOT NULL DEFAULT -1, first_seen REAL,
+  PRIMARY KEY(device, fp), UNIQUE(device, epoch));
 CREATE INDEX IF NOT EXISTS outbox_pending ON outbox(uplink, forwarded, id);
 CREATE INDEX IF NOT EXISTS outbox_queued ON outbox(forwarded, device);
 CREATE TABLE IF NOT EXISTS devices(
@@ -51,6 +62,13 @@ CREATE TABLE IF NOT EXISTS audit(
   what TEXT NOT NULL, detail TEXT NOT NULL);
 """
 TABLES = frozenset(re.findall(r"CREATE TABLE IF NOT EXISTS (\w+)", SCHEMA))
+SCHEMA_VERSION = 1     # PRAGMA user_version; 0: before key generations (issue 11)
+LEGACY_FP = ""         # keygens.fp of the window migrated from version 0: its key is not known
+# A frame may not jump further than this past the highest seq stored under its key: one
+# frame under a leaked key could otherwise take the window to 2**40-1 and lock the device
+# out. A device skips at most the rest of a 16-seq lease per boot (firmware/outbox.py) plus
+# what its bounded outbox dropped, so 2**20 is 65,536 boots without one delivered message.
+MAX_SEQ_STEP = 1 << 20
 
 
 DOWN_SEQ_LEASE = 64   # downlink seqs handed out per persisted lease (one commit per 64 acks/commands)
@@ -80,10 +98,22 @@ class Record:
     json: dict
     body: bytes
     received_at: float
+    epoch: int = 0
 
     @property
     def idempotency_key(self) -> str:
+        """device:seq for a device's first key generation (as before key generations
+        existed), device:epoch:seq for later ones, whose seqs may start from 0 again."""
+        if self.epoch:
+            return "%s:%d:%d" % (self.device, self.epoch, self.seq)
         return "%s:%d" % (self.device, self.seq)
+
+
+def db_uri(path, mode: str) -> str:
+    """A file: URI for path, every character of the path percent-quoted: --db is a path,
+    never a URI, so a '?' or '#' in it is part of the file name, not a query (which could
+    set mode=memory or vfs= behind the operator's back). RFC 8089 / sqlite.org/uri.html."""
+    return "file:%s?mode=%s" % (urllib.parse.quote(str(Path(path).resolve())), mode)
 
 
 def status_path(db_path) -> Path:
@@ -102,7 +132,7 @@ class Store:
             if not Path(self.path).exists():
                 raise StoreError("no bridge database at %s (start the bridge or pass --db)" % self.path)
             # mode=ro: the monitor can never write, even by accident
-            self.db = sqlite3.connect("file:%s?mode=ro" % Path(self.path).resolve(), uri=True,
+            self.db = sqlite3.connect(db_uri(self.path, "ro"), uri=True,
                                       isolation_level=None, check_same_thread=False, timeout=5)
             # The bridge creates the file, then its tables one by one (the schema script
             # autocommits per statement): a reader that starts with it can see a part.
@@ -119,13 +149,46 @@ class Store:
         if not create and not Path(self.path).exists():
             raise StoreError("no bridge database at %s (start the bridge or pass --db)" % self.path)
         try:
-            self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=10)
+            create_private(self.path)   # 0600 from creation; SQLite gives its WAL and SHM the same mode
+            self.db = sqlite3.connect(db_uri(self.path, "rw"), uri=True, isolation_level=None,
+                                      check_same_thread=False, timeout=10)
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=FULL")
             self.db.execute("PRAGMA busy_timeout=10000")
+            self._migrate()
             self.db.executescript(SCHEMA)
-        except sqlite3.Error as e:
+            self.db.execute("PRAGMA user_version=%d" % SCHEMA_VERSION)
+        except (sqlite3.Error, OSError) as e:
             raise StoreError("cannot open database %s: %s" % (self.path, e)) from None
+
+    def _migrate(self):
+        """Version 0 -> 1 in one transaction, nothing dropped: messages and outbox get
+        the epoch column (0) in their keys (SQLite cannot change a key in place, so each
+        table is copied into its new shape), and every device's window becomes a keygens
+        row with the unknown fingerprint LEGACY_FP, which the bridge gives to the first
+        key its stored frames verify under (BridgeCore._window)."""
+        cols = [r[1] for r in self.db.execute("PRAGMA table_info(messages)")]
+        if not cols or "epoch" in cols:
+            return
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            for table, new in (("messages", "messages(device, seq, type, json, body, received_at, link, epoch)"),
+                               ("outbox", "outbox(id, uplink, device, seq, forwarded, attempts, forwarded_at, "
+                                          "last_error, epoch)")):
+                self.db.execute("ALTER TABLE %s RENAME TO %s_v0" % (table, table))
+                self.db.execute(re.search(r"CREATE TABLE IF NOT EXISTS %s\(.*?\);" % table, SCHEMA, re.S)
+                                .group(0)[:-1])
+                old = new.split("(", 1)[1].rstrip(")").replace("epoch", "0")
+                self.db.execute("INSERT INTO %s SELECT %s FROM %s_v0" % (new, old, table))
+                self.db.execute("DROP TABLE %s_v0" % table)
+            self.db.execute(re.search(r"CREATE TABLE IF NOT EXISTS keygens\(.*?\);", SCHEMA, re.S).group(0)[:-1])
+            self.db.execute("INSERT INTO keygens(device, fp, epoch, max_seq) SELECT device, ?, 0, max_seq "
+                            "FROM devices", (LEGACY_FP,))
+            self.db.execute("PRAGMA user_version=%d" % SCHEMA_VERSION)
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
 
     def close(self):
         with self._lock:
@@ -149,12 +212,40 @@ class Store:
         with self._lock:
             return dict(self.db.execute("SELECT device, max_seq FROM devices"))
 
-    def stored_body(self, device: str, seq: int):
+    def window(self, device: str, fp: str, adopt_legacy=None, now: float | None = None) -> tuple[int, int]:
+        """(epoch, highest stored seq) of a device's replay window under the key whose
+        fingerprint is fp, created on first use with the device's next epoch. Replay
+        state is per (device, key): a board re-provisioned with a new key under the same
+        id starts a new window, while frames under a removed key fail their MAC anyway.
+        A window migrated from before key generations (fp LEGACY_FP) is given to this key
+        when adopt_legacy(body of its highest stored frame, or None) says that frame
+        verifies under it, so an upgrade does not reopen old seqs to replay."""
         with self._lock:
-            row = self.db.execute("SELECT body FROM messages WHERE device=? AND seq=?", (device, seq)).fetchone()
+            row = self.db.execute("SELECT epoch, max_seq FROM keygens WHERE device=? AND fp=?", (device, fp)).fetchone()
+            if row:
+                return row[0], row[1]
+            legacy = self.db.execute("SELECT epoch, max_seq FROM keygens WHERE device=? AND fp=?",
+                                     (device, LEGACY_FP)).fetchone()
+            if legacy and adopt_legacy is not None and adopt_legacy(self.stored_body(device, legacy[1], legacy[0])):
+                self._tx(lambda: self.db.execute("UPDATE keygens SET fp=? WHERE device=? AND fp=?",
+                                                 (fp, device, LEGACY_FP)))
+                return legacy
+
+            def work():
+                epoch = self.db.execute("SELECT COALESCE(MAX(epoch) + 1, 0) FROM keygens WHERE device=?",
+                                        (device,)).fetchone()[0]
+                self.db.execute("INSERT INTO keygens(device, fp, epoch, max_seq, first_seen) VALUES (?,?,?,-1,?)",
+                                (device, fp, epoch, time.time() if now is None else now))
+                return epoch
+            return self._tx(work), -1
+
+    def stored_body(self, device: str, seq: int, epoch: int = 0):
+        with self._lock:
+            row = self.db.execute("SELECT body FROM messages WHERE device=? AND epoch=? AND seq=?",
+                                  (device, epoch, seq)).fetchone()
         return row[0] if row else None
 
-    def store_message(self, msg, body: bytes, link: str, uplinks, now: float | None = None) -> int:
+    def store_message(self, msg, body: bytes, link: str, uplinks, now: float | None = None, epoch: int = 0) -> int:
         """Store one new message and its outbox rows, commit, return the ack's downlink seq.
 
         The ack's downlink seq comes from the lease (next_down_seq); when the lease runs
@@ -163,17 +254,24 @@ class Store:
         now = time.time() if now is None else now
         doc = msg.to_json()
         doc["received_at"] = now
+        if epoch:
+            doc["key_epoch"] = epoch   # a later key generation: its seqs may repeat an earlier one's
         lease = []
 
         def work():
-            self.db.execute("INSERT INTO messages(device, seq, type, json, body, received_at, link) "
-                            "VALUES (?,?,?,?,?,?,?)",
-                            (msg.device, msg.seq, msg.type, json.dumps(doc), bytes(body), now, link))
-            self.db.executemany("INSERT OR IGNORE INTO outbox(uplink, device, seq) VALUES (?,?,?)",
-                                [(u, msg.device, msg.seq) for u in uplinks])
+            self.db.execute("INSERT INTO messages(device, seq, type, json, body, received_at, link, epoch) "
+                            "VALUES (?,?,?,?,?,?,?,?)",
+                            (msg.device, msg.seq, msg.type, json.dumps(doc), bytes(body), now, link, epoch))
+            self.db.executemany("INSERT OR IGNORE INTO outbox(uplink, device, seq, epoch) VALUES (?,?,?,?)",
+                                [(u, msg.device, msg.seq, epoch) for u in uplinks])
+            self.db.execute("INSERT OR IGNORE INTO keygens(device, fp, epoch, max_seq) VALUES (?,?,?,-1)",
+                            (msg.device, "epoch-%d" % epoch, epoch))   # only when called without window()
+            self.db.execute("UPDATE keygens SET max_seq=MAX(max_seq, ?) WHERE device=? AND epoch=?",
+                            (msg.seq, msg.device, epoch))
             self.db.execute("INSERT OR IGNORE INTO devices(device) VALUES (?)", (msg.device,))
-            sets = ["max_seq=MAX(max_seq, ?)", "last_seen=?", "link=?"]
-            vals = [msg.seq, now, link]
+            # the monitor's max_seq: the highest seq of the key generation last heard from
+            sets = ["max_seq=(SELECT max_seq FROM keygens WHERE device=? AND epoch=?)", "last_seen=?", "link=?"]
+            vals = [msg.device, epoch, now, link]
             if msg.type == "level":
                 sets.append("level=?")
                 vals.append(json.dumps(doc))
@@ -234,10 +332,10 @@ class Store:
     def pending(self, uplink: str, limit: int = 100) -> list[Record]:
         with self._lock:
             rows = self.db.execute(
-                "SELECT o.id, m.device, m.seq, m.type, m.json, m.body, m.received_at FROM outbox o "
-                "JOIN messages m ON m.device=o.device AND m.seq=o.seq "
+                "SELECT o.id, m.device, m.seq, m.type, m.json, m.body, m.received_at, m.epoch FROM outbox o "
+                "JOIN messages m ON m.device=o.device AND m.epoch=o.epoch AND m.seq=o.seq "
                 "WHERE o.uplink=? AND o.forwarded=0 ORDER BY o.id LIMIT ?", (uplink, limit)).fetchall()
-        return [Record(r[0], r[1], r[2], r[3], json.loads(r[4]), r[5], r[6]) for r in rows]
+        return [Record(r[0], r[1], r[2], r[3], json.loads(r[4]), r[5], r[6], r[7]) for r in rows]
 
     def mark_forwarded(self, ids, now: float | None = None) -> None:
         if not ids:

@@ -27,6 +27,7 @@ import urllib.request
 
 import cbor2
 
+from host_tools.registry import create_private, valid_device_id
 from protocol import messages, schema
 from protocol.errors import ProtocolError
 
@@ -55,7 +56,7 @@ def safe_url(url: str) -> str:
 
 class Uplink:
     name = ""
-    on_command = None  # set by the bridge: callback(device, name, fields) (MQTT only)
+    on_command = None  # set by the bridge: callback(device, name, fields) -> (id, error) (MQTT only)
 
     def open(self):
         pass
@@ -92,7 +93,8 @@ class JsonlUplink(Uplink):
         if self.f:
             return
         try:
-            f = open(self.path, "ab+")
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)   # 0600 from creation
+            f = os.fdopen(fd, "ab+")
         except OSError as e:
             raise UplinkError("cannot open %s: %s" % (self.path, e.strerror)) from None
         # A crash between writing lines and marking them forwarded re-sends them on restart:
@@ -105,7 +107,7 @@ class JsonlUplink(Uplink):
         for line in tail.splitlines():
             try:
                 doc = json.loads(line)
-                self._remember("%s:%s" % (doc["device"], doc["seq"]))
+                self._remember(doc.get("idempotency_key") or "%s:%s" % (doc["device"], doc["seq"]))
             except (ValueError, KeyError, TypeError):
                 continue  # a torn last line from a crash: ignore
         if size and not tail.endswith(b"\n"):
@@ -139,6 +141,10 @@ class JsonlUplink(Uplink):
 
 # ------------------------------------------------------------------ sqlite
 class SqliteUplink(Uplink):
+    TABLE = ("CREATE TABLE IF NOT EXISTS messages(device TEXT NOT NULL, seq INTEGER NOT NULL, "
+             "type TEXT NOT NULL, json TEXT NOT NULL, received_at REAL NOT NULL, "
+             "epoch INTEGER NOT NULL DEFAULT 0, UNIQUE(device, epoch, seq))")
+
     def __init__(self, path: str):
         self.path = path
         self.name = "sqlite:" + path
@@ -148,10 +154,19 @@ class SqliteUplink(Uplink):
         if self.db:
             return
         try:
+            create_private(self.path)
             db = sqlite3.connect(self.path, check_same_thread=False, timeout=10)
             db.execute("PRAGMA journal_mode=WAL")
-            db.execute("CREATE TABLE IF NOT EXISTS messages(device TEXT NOT NULL, seq INTEGER NOT NULL, "
-                       "type TEXT NOT NULL, json TEXT NOT NULL, received_at REAL NOT NULL, UNIQUE(device, seq))")
+            cols = [r[1] for r in db.execute("PRAGMA table_info(messages)")]
+            if cols and "epoch" not in cols:
+                # a file from before key generations: UNIQUE(device, seq) would drop a
+                # re-provisioned device's seq 0.. as duplicates; copy into the new shape
+                db.execute("ALTER TABLE messages RENAME TO messages_v0")
+                db.execute(self.TABLE)
+                db.execute("INSERT INTO messages(device, seq, type, json, received_at, epoch) "
+                           "SELECT device, seq, type, json, received_at, 0 FROM messages_v0")
+                db.execute("DROP TABLE messages_v0")
+            db.execute(self.TABLE)
             db.commit()
         except sqlite3.Error as e:
             raise UplinkError("cannot open %s: %s" % (self.path, e)) from None
@@ -159,9 +174,10 @@ class SqliteUplink(Uplink):
 
     def send(self, rec):
         try:
-            self.db.execute("INSERT OR IGNORE INTO messages(device, seq, type, json, received_at) VALUES (?,?,?,?,?)",
+            self.db.execute("INSERT OR IGNORE INTO messages(device, seq, type, json, received_at, epoch) "
+                            "VALUES (?,?,?,?,?,?)",
                             (rec.device, rec.seq, rec.type, json.dumps(record_doc(rec), sort_keys=True),
-                             rec.received_at))
+                             rec.received_at, getattr(rec, "epoch", 0)))
         except sqlite3.Error as e:
             raise UplinkError("sqlite %s: %s" % (self.path, e)) from None
 
@@ -226,6 +242,8 @@ class MqttUplink(Uplink):
     downlink command (validated with protocol.schema.from_named by the bridge).
     """
 
+    MAX_COMMAND = 4096    # bytes of JSON per command: far more than any real command needs
+
     def __init__(self, url: str, timeout: float = 10.0):
         import paho.mqtt.client as mqtt  # imported here so other uplinks work without paho
         self._mqtt = mqtt
@@ -271,20 +289,45 @@ class MqttUplink(Uplink):
             self.connected.set()
 
     def _on_message(self, client, userdata, msg):
-        device = msg.topic.split("/")[-2]
+        """PREFIX/DEVICE/cmd -> the bridge's command(); the outcome is answered on
+        PREFIX/DEVICE/cmd/result as {"ok": true, "id": N} or {"ok": false, "error": ...}.
+        Runs on paho's network thread, which an exception would kill (and with it every
+        later command and publish): nothing may escape."""
+        try:
+            self._command(msg)
+        except Exception as e:
+            try:
+                self._answer(None, {"ok": False, "error": "internal error: %s" % type(e).__name__})
+            except Exception:
+                pass
+
+    def _command(self, msg):
+        parts = msg.topic.split("/")
+        device = parts[-2] if len(parts) >= 2 else ""   # checked by the bridge (valid_device_id)
         cb = self.on_command
         try:
+            if len(msg.payload) > self.MAX_COMMAND:
+                raise ValueError("command longer than %d bytes" % self.MAX_COMMAND)
             doc = json.loads(msg.payload)
             if not isinstance(doc, dict) or not isinstance(doc.get("type"), str):
                 raise ValueError("command must be a JSON object with a type")
             fields = {k: v for k, v in doc.items() if k != "type"}
             schema.from_named(doc["type"], fields)  # validate before queueing
-        except (ValueError, ProtocolError) as e:
+        except (ValueError, ProtocolError, TypeError, RecursionError) as e:  # deep JSON: RecursionError
+            err = str(e)[:200]
             if cb:
-                cb(device, None, {"error": str(e)})
-            return
-        if cb:
-            cb(device, doc["type"], fields)
+                cb(device, None, {"error": err})
+            return self._answer(device, {"ok": False, "error": err})
+        if cb is None:
+            return None
+        out = cb(device, doc["type"], fields)   # BridgeCore.command: (id, None) | (None, reason)
+        did, err = out if isinstance(out, tuple) else (out, None if out is not None else "refused")
+        return self._answer(device, {"ok": True, "id": did} if did is not None else {"ok": False, "error": err})
+
+    def _answer(self, device, doc):
+        c = self.client
+        if c is not None and valid_device_id(device):   # never a topic from an unchecked id
+            c.publish("%s/%s/cmd/result" % (self.prefix, device), json.dumps(doc), qos=0)
 
     def send(self, rec):
         if not self.connected.is_set():

@@ -21,8 +21,9 @@ CONFIG = 17
 CONSENT = 18
 ORDER_STATUS = 19
 TIME = 20
+REKEY = 21     # key rotation: new key = HMAC(current key, b"rekey" + nonce)
 
-DOWNLINK = (ACK, CONFIG, CONSENT, ORDER_STATUS, TIME)
+DOWNLINK = (ACK, CONFIG, CONSENT, ORDER_STATUS, TIME, REKEY)
 
 # event kinds (event key 1)
 EV_LOW_SOON = 1
@@ -70,6 +71,7 @@ FIELDS = {
     CONSENT: b"\x01\x04\x00\x04",
     ORDER_STATUS: b"\x01\x05\x01\x28\x02\x04\x01\x04",
     TIME: b"\x01\x04\x00\xf0",
+    REKEY: b"\x01\x05\x20\x20",
 }
 
 

@@ -28,6 +28,7 @@ NAMES = {
     M.CONSENT: ("consent", ("level",)),
     M.ORDER_STATUS: ("order_status", ("key", "status")),
     M.TIME: ("time", ("unix",)),
+    M.REKEY: ("rekey", ("nonce",)),
 }
 _KINDS = ("u", "t", "ts")
 

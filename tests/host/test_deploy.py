@@ -9,6 +9,8 @@ import time
 from pathlib import Path
 
 import pytest
+
+from host_tools import registry as registry_mod
 import serial
 
 from host_tools import deploy as dp
@@ -63,8 +65,15 @@ def run(capsys, *args):
     return code, out, err
 
 
+def key_file(tmp_path, key=KEY):
+    """The key as deploy takes it: from a file (argv is visible in ps)."""
+    p = tmp_path / ("key-%d.hex" % abs(hash(key)))
+    p.write_text(key + "\n")
+    return p
+
+
 def args(board, src, tmp_path, **kw):
-    a = {"--port": board.pty_path, "--board": "testboard", "--device-id": "dev-1", "--key": KEY,
+    a = {"--port": board.pty_path, "--board": "testboard", "--device-id": "dev-1", "--key-file": key_file(tmp_path),
          "--registry": tmp_path / "reg.json", "--src": src}
     a.update(kw)
     return [x for kv in a.items() for x in kv]
@@ -87,7 +96,8 @@ def test_full_then_incremental_deploy(board, src, tmp_path, capsys):
     reg = tmp_path / "reg.json"
     assert stat.S_IMODE(reg.stat().st_mode) == 0o600
     assert json.loads(reg.read_text()) == {"devices": {"dev-1": {
-        "key": KEY, "board": "testboard", "port": str(board.pty_path)}}}
+        "key": KEY, "board": "testboard", "port": str(board.pty_path),
+        "key_fp": registry_mod.fingerprint(bytes.fromhex(KEY))}}}
 
     code, out, _ = run(capsys, *args(board, src, tmp_path))
     assert code == 0 and "copied 0 of 9 files" in out
@@ -117,7 +127,7 @@ def test_real_repository_tree(board, tmp_path, capsys):
     except dp.DeployError as e:
         pytest.skip("repository tree does not compile yet: %s" % e)
     code, out, err = run(capsys, "--port", board.pty_path, "--board", name, "--device-id", "real",
-                         "--key", KEY, "--registry", tmp_path / "reg.json", "--src", src, "--no-reset")
+                         "--key-file", key_file(tmp_path), "--registry", tmp_path / "reg.json", "--src", src, "--no-reset")
     assert code == 0, err
     assert (tmp_path / "flash/protocol/__init__.mpy").exists()
 
@@ -131,7 +141,7 @@ def test_real_repository_tree(board, tmp_path, capsys):
 ])
 def test_bad_id_or_key(tmp_path, capsys, dev_id, key, what):
     code, out, err = run(capsys, "--port", "/nonexistent", "--board", "x", "--device-id", dev_id,
-                         "--key", key, "--registry", tmp_path / "reg.json")
+                         "--key-file", key_file(tmp_path, key), "--registry", tmp_path / "reg.json")
     assert code == 2 and err.startswith("error: " + what) and "Traceback" not in err
     assert key not in out + err
     assert not (tmp_path / "reg.json").exists()
@@ -139,7 +149,7 @@ def test_bad_id_or_key(tmp_path, capsys, dev_id, key, what):
 
 def test_no_such_port(src, tmp_path, capsys):
     code, _, err = run(capsys, "--port", tmp_path / "ttyNOPE", "--board", "testboard", "--device-id", "a",
-                       "--key", KEY, "--registry", tmp_path / "reg.json", "--src", src)
+                       "--key-file", key_file(tmp_path), "--registry", tmp_path / "reg.json", "--src", src)
     assert code == 2 and err == "error: no such port: %s\n" % (tmp_path / "ttyNOPE")
 
 
@@ -169,7 +179,7 @@ def test_not_micropython(src, tmp_path, capsys, monkeypatch):
     cat = subprocess.Popen(["cat"], stdin=slave, stdout=slave)  # echoes, never answers
     try:
         code, _, err = run(capsys, "--port", os.ttyname(slave), "--board", "testboard", "--device-id", "a",
-                           "--key", KEY, "--registry", tmp_path / "reg.json", "--src", src)
+                           "--key-file", key_file(tmp_path), "--registry", tmp_path / "reg.json", "--src", src)
     finally:
         cat.kill()
         cat.wait()
@@ -246,3 +256,37 @@ def test_reboot_output_mid_deploy_is_summed_up(board, src, tmp_path, capsys, mon
     assert code == 2 and len(err.strip().splitlines()) == 1, err
     assert "could not complete raw paste; the board rebooted; run deploy again" in err, err
     assert "Traceback" not in err and "MicroPython v" not in err
+
+
+# ---- finding 6 of issue 11: the key never only on the command line (docs/THREAT_MODEL.md T23)
+def test_key_on_the_command_line_is_refused(tmp_path, capsys):
+    code, out, err = run(capsys, "--port", "/nonexistent", "--board", "x", "--device-id", "ok",
+                         "--key", KEY, "--registry", tmp_path / "reg.json")
+    assert code == 2 and err.startswith("error: --key puts the key where every user can read it")
+    assert KEY not in out + err and not (tmp_path / "reg.json").exists()
+
+
+def test_key_from_the_environment_or_generated_and_registered(tmp_path, monkeypatch):
+    monkeypatch.setenv("CONSUMABLES_KEY", KEY.upper())
+    assert dp.device_key() == KEY
+    monkeypatch.delenv("CONSUMABLES_KEY")
+    a, b = dp.device_key(), dp.device_key()
+    assert a != b and len(a) == 64 and int(a, 16) >= 0
+    kf = tmp_path / "k"
+    kf.write_text("zz")
+    with pytest.raises(dp.DeployError, match="bad key"):
+        dp.device_key(key_file=kf)
+    with pytest.raises(dp.DeployError, match="cannot read key file"):
+        dp.device_key(key_file=tmp_path / "missing")
+
+
+def test_generated_key_is_the_one_provisioned_and_registered(board, src, tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("CONSUMABLES_KEY", raising=False)
+    a = args(board, src, tmp_path)
+    i = a.index("--key-file")
+    del a[i:i + 2]
+    code, out, err = run(capsys, *a)
+    assert code == 0, err
+    key = json.loads((tmp_path / "flash" / "provision.json").read_text())["key"]
+    assert len(key) == 64 and key not in out + err
+    assert json.loads((tmp_path / "reg.json").read_text())["devices"]["dev-1"]["key"] == key
