@@ -77,6 +77,9 @@ def _sleep_deep(a):
     rtcmem.save(a)
     if a.button_pin is not None:
         hal.wake_on_button(a.button_pin)   # a press wakes the board (EXT0/GPIO)
+    s = getattr(a.sensor, "sleep", None)
+    if s is not None:
+        s()     # the chip in its lowest-power state, its pins held (HX711: SCK high)
     left = a.sample.left(clock.now())
     hal.deepsleep(int(left * 1000))
 

@@ -37,13 +37,13 @@ def _put(o, it):
         if isinstance(v, array):
             for i in range(len(v)):
                 v[i] = next(it)
-        elif isinstance(v, bool):
-            d[k] = next(it) != 0
+        elif isinstance(v, bool):          # (setattr: MicroPython's __dict__ is read-only)
+            setattr(o, k, next(it) != 0)
         elif isinstance(v, int):
-            d[k] = int(next(it))
+            setattr(o, k, int(next(it)))
         elif isinstance(v, float) or v is None:     # None: a value not known yet
             x = next(it)
-            d[k] = None if x != x else x
+            setattr(o, k, None if x != x else x)
         elif hasattr(v, "__dict__") and not isinstance(v, (list, tuple)):
             _put(v, it)
 

@@ -69,7 +69,7 @@ PWRON_RESET, HARD_RESET, WDT_RESET, DEEPSLEEP_RESET, SOFT_RESET = 1, 2, 3, 4, 5
 
 # commands for the simulated world (firmware/sensors/simctl.py), passed through the ctl file
 WORLD_COMMANDS = ("button", "refill", "level", "rate", "speed", "advance", "noise", "spike", "dropout",
-                  "flash")
+                  "flash", "sensor")
 RAW_BANNER = b"raw REPL; CTRL-B to exit"
 BOOT_MARK = b"; virtual board "  # printed by _vboot.py once Python code runs
 PROMPT = b">>> "
