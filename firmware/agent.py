@@ -181,10 +181,14 @@ class Agent:
             p = self._try(self.downlink.handle, chunk)
             if self.verbose:
                 log("downlink", p[0] if p else "refused")
-        due = self.outbox.next_due(clock.ms())
+        # nothing is taken from the outbox while the link is down (Wi-Fi joining), and a
+        # frame the transport refused is not in flight: its ack window starts when it leaves
+        due = self.outbox.next_due(clock.ms()) if self.tr.ready() else None
         if due is not None:
             seq, data = due
-            self.tr.send(framing.encode_frame(cose.encode(self.key, self.kid, seq, data, cose.AAD_UP)))
+            f = framing.encode_frame(cose.encode(self.key, self.kid, seq, data, cose.AAD_UP))
+            if self.tr.send(f) is False:
+                self.outbox.unsent()
 
     # ---- downlink actions (called by Downlink) --------------------------------------
     def on_ack(self, seq):

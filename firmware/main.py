@@ -13,6 +13,7 @@ from firmware.compat import const
 
 _IDLE_MS = const(50)      # service period between samples (button debounce needs >= 2 polls)
 _ACK_WAIT_MS = const(3000)  # deep sleep: how long to wait for the bridge to ack before sleeping
+_LINK_WAIT_MS = const(8000) # ... and for the link first (an ESP32's Wi-Fi join + DHCP: 1-4 s)
 
 
 def boot(root="/", transport=None, verbose=True):
@@ -68,8 +69,15 @@ def _free(*names):
 
 
 def _sleep_deep(a):
+    # Awake only while there is something to deliver: up to _LINK_WAIT_MS for the link,
+    # then _ACK_WAIT_MS from the moment it is up (the first frame leaves then).
     t0 = hal.ticks_ms()
-    while len(a.outbox) and hal.ticks_diff(hal.ticks_ms(), t0) < _ACK_WAIT_MS:
+    wait = _LINK_WAIT_MS
+    up = False
+    while len(a.outbox) and hal.ticks_diff(hal.ticks_ms(), t0) < wait:
+        if not up and a.tr.ready():
+            up = True
+            t0, wait = hal.ticks_ms(), _ACK_WAIT_MS
         a.service()
         hal.sleep_ms(_IDLE_MS)
     a.checkpoint()

@@ -77,7 +77,7 @@ OUT_LIMIT = 64 * 1024  # bytes kept for a reader that is not there; older ones a
 
 BOOT_SCRIPT = r"""
 import os, sys
-import machine
+import machine, network   # the shims, cached before / is remounted
 try:
     _d = os.getcwd()
     os.umount('/')
@@ -101,7 +101,7 @@ finally:
         del _vboot_run
     except NameError:
         pass
-    del os, sys, machine
+    del os, sys, machine, network
 """
 
 MACHINE_SHIM = r"""
@@ -207,6 +207,76 @@ class WDT:
 """
 
 
+NETWORK_SHIM = r"""
+# Virtual board: network.WLAN as an ESP32's station interface behaves. connect() starts a
+# join that takes join_ms (an ESP32 needs 1-4 s for association and DHCP) and fails when
+# the access point is 'down'; the link drops when the host says so ('consumables board'
+# world command: wifi down|up|slow MS). State: the relay's file 'wifi' (up|down, join ms).
+import time as _t
+import os as _os
+
+STA_IF = 0
+AP_IF = 1
+STAT_IDLE = 1000
+STAT_CONNECTING = 1001
+STAT_GOT_IP = 1010
+STAT_NO_AP_FOUND = 201
+STAT_WRONG_PASSWORD = 202
+
+_state = _os.VfsPosix(_os.getenv('VBOARD_STATE') or '.')
+
+
+def _ap():
+    try:
+        with _state.open('/wifi', 'r') as f:
+            w = f.read().split()
+    except OSError:
+        w = []
+    return (w[0] if w else 'up'), (int(w[1]) if len(w) > 1 else 2000)
+
+
+class WLAN:
+    def __init__(self, i=STA_IF):
+        self._on = False
+        self._since = None
+        self._status = STAT_IDLE
+
+    def active(self, on=None):
+        if on is None:
+            return self._on
+        self._on = bool(on)
+        if not on:
+            self._since = None
+            self._status = STAT_IDLE
+
+    def connect(self, ssid=None, key=None, **kw):
+        if not self._on:
+            raise OSError('Wifi Not Started')
+        self._since = _t.ticks_ms()
+        self._status = STAT_CONNECTING
+
+    def disconnect(self):
+        self._since = None
+        self._status = STAT_IDLE
+
+    def status(self, *a):
+        if self._since is not None:
+            up, join = _ap()
+            if up != 'up':
+                self._since = None
+                self._status = STAT_NO_AP_FOUND
+            elif _t.ticks_diff(_t.ticks_ms(), self._since) >= join:
+                self._status = STAT_GOT_IP
+        return self._status
+
+    def isconnected(self):
+        return self.status() == STAT_GOT_IP
+
+    def ifconfig(self, *a):
+        return ('127.0.0.1', '255.0.0.0', '127.0.0.1', '127.0.0.1')
+"""
+
+
 def micropython_bin():
     """The unix port: $MICROPYTHON, else `micropython` on PATH, else next to sys.executable."""
     env = os.environ.get("MICROPYTHON")
@@ -292,6 +362,7 @@ class VirtualBoard:
         self._tmp = None
         self._state = None
         self.wdt_resets = 0          # (the watchdog: the state file 'wdt', see MACHINE_SHIM)
+        self.wifi_join_ms = 2000     # network.WLAN's join time (NETWORK_SHIM)
         self._wdt_next = 0.0
 
     # ---- life cycle -------------------------------------------------------
@@ -303,6 +374,8 @@ class VirtualBoard:
             f.write(BOOT_SCRIPT)
         with open(os.path.join(self._tmp, "machine.py"), "w") as f:
             f.write(MACHINE_SHIM)
+        with open(os.path.join(self._tmp, "network.py"), "w") as f:
+            f.write(NETWORK_SHIM)
         self._state = os.path.join(self._tmp, "state")   # RTC memory, wake reason, WDT fifo
         os.makedirs(self._state)
         self._master, self._slave = os.openpty()
@@ -391,6 +464,17 @@ class VirtualBoard:
             self._kill()
             self._hard_reset(HARD_RESET)
             return "ok reset"
+        if cmd == "wifi":   # the access point: up | down | slow MS (join time)
+            up, join = "up", self.wifi_join_ms
+            if len(words) > 1 and words[1] in ("up", "down"):
+                up = words[1]
+            elif len(words) > 2 and words[1] == "slow":
+                join = self.wifi_join_ms = int(words[2])
+            else:
+                return "error usage: wifi up|down|slow MS"
+            with open(os.path.join(self._state, "wifi"), "w") as f:
+                f.write("%s %d" % (up, join))
+            return "ok wifi %s %d" % (up, join)
         if cmd in WORLD_COMMANDS:
             with open(os.path.join(self.flash_dir, "ctl"), "a") as f:
                 f.write(" ".join(words) + "\n")

@@ -32,3 +32,36 @@ def test_wakes_keep_filters_and_a_press_wakes_the_board(rig):
     # a press between wakes wakes the board and is an order request
     rig.world("button")
     rig.wait_for(lambda m: events(m, "order_request"), timeout=60, what="order request")
+
+
+def _free_udp_port():
+    import socket
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+@pytest.fixture
+def udp_rig(tmp_path, request):
+    if request.config.getoption("--port"):
+        pytest.skip("virtual board only")
+    r = Rig(tmp_path, board="virtual-deepsleep", speed=20000, seed=6, consent=4)
+    port = _free_udp_port()
+    r.start_board()
+    r.vboard.command("wifi slow 2500")     # association + DHCP, as an ESP32 takes
+    r.deploy(udp="127.0.0.1:%d" % port, wifi="lab:secret")
+    r.start_bridge(extra=["--listen", "udp://127.0.0.1:%d" % port])
+    yield r
+    r.stop()
+
+
+def test_deep_sleep_board_delivers_over_udp_after_the_wifi_join(udp_rig):
+    # Each wake starts a Wi-Fi join of 2.5 s. The frame must not be "in flight" before
+    # the link is up (its ack window and retry would run out while joining, and the
+    # board would sleep before it ever left): it goes when the link is up and is acked.
+    r = udp_rig
+    r.wait_for(lambda m: len([x for x in m if x.get("type") == "level"]) >= 2, timeout=90,
+               what="two level reports over UDP from a deep-sleep board")
+    assert r.vboard.boots >= 3
