@@ -10,6 +10,8 @@ boot-only code):
 cycle() is one sample: read, filter, estimate, decide, report, then service().
 service() is the fast part: button, downlinks, one frame out. main.run() loops both.
 """
+from binascii import hexlify
+
 from firmware import clock, store
 from firmware.compat import const
 from firmware.downlink import Downlink
@@ -222,7 +224,6 @@ class Agent:
         # key rotation: the new key is HMAC(key, "rekey" + nonce), so only the nonce is
         # on the wire. /provision.json (root + it, where main.boot read it) gets it first
         # (atomically), then it is used: a cut in between boots with one key or the other
-        from binascii import hexlify   # here: a rotation is rare, the import costs RAM
         p = self._boot_path[:-15] + "provision.json"   # root + "state/boot.json" -> root + ...
         k = cose.hmac_sha256(self.key, b"rekey" + nonce.encode())
         prov = store.load(p)

@@ -2,7 +2,8 @@
 forwarded to the supplier.
 
 Per chunk (BridgeCore.handle_chunk):
-  deframe (COBS + CRC) -> verify COSE_Mac0 with the registry key -> dedupe on (device, seq)
+  source budget (UDP) -> deframe (COBS + CRC) -> canonical envelope, parsed byte by byte ->
+  verify COSE_Mac0 with the registry key(s) -> dedupe on (device, key generation, seq)
   -> new: store + outbox rows + downlink counter in ONE SQLite commit, then ack
   -> exact duplicate of a stored frame: ack again (the first ack may be lost), no store,
      within a re-ack budget per device (ReackLimiter); never moves the reply route
@@ -225,7 +226,6 @@ class BridgeCore:
         self.on_stored = on_stored or (lambda: None)
         self.fresh_s = fresh_s
         self.lock = threading.RLock()
-        self.max_seq = store.max_seqs()       # device -> highest seq stored last (any key; for tools)
         self.windows = {}                     # (device, key fingerprint) -> [epoch, max seq]: Store.window
         self.routes = {}                      # device -> (route name, reply, last seen, key): newly stored frames only
         self.reacks = reacks or ReackLimiter()
@@ -335,7 +335,6 @@ class BridgeCore:
             except (sqlite3.Error, StoreError, OSError) as e:
                 return self._store_failed(e, dev, seq)  # not stored -> never acked
             win[1] = seq
-            self.max_seq[dev] = seq
             self.count("stored")
             self.log("frame", link=link, device=dev, seq=seq, type=msg.type)
             self.on_stored()

@@ -8,6 +8,8 @@ Everything the reliability contract needs lives here, so a crash loses nothing:
   devices   per device: highest stored seq, the downlink counter's lease high-water mark
             (never reused across restarts, see next_down_seq), last seen, last link,
             last level / hello / consent (for monitor)
+  keygens   per (device, key fingerprint): the replay window's epoch and highest seq
+            (messages and outbox rows carry the epoch); see window()
   downlink  commands queued by `consumables send` or MQTT, delivered by the bridge
   audit     operator decisions that need a trace (a consent raise the customer confirmed)
 
