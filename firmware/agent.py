@@ -10,7 +10,6 @@ boot-only code):
 cycle() is one sample: read, filter, estimate, decide, report, then service().
 service() is the fast part: button, downlinks, one frame out. main.run() loops both.
 """
-from binascii import hexlify
 
 from firmware import clock, store
 from firmware.compat import const
@@ -58,7 +57,6 @@ class Agent:
     cycles: int
     boot: int
     woke: bool
-    button_pin: object
 
     def __init__(self, board, prov, root="/", transport=None, sensor=None, button=None,
                  verbose=True, est=None, ck=None, start=True):
@@ -74,10 +72,8 @@ class Agent:
         p = self._boot_path
         self.boot = (store.load(p) or {}).get("n", 0)
         if self.woke:
-            from firmware import hal, rtcmem
-            rtcmem.load(self)          # the filters and the fault count, from RTC memory
-            if hal.wake_reason() == hal.EXT0_WAKE:
-                self.press()           # the press that woke the board is a press
+            from firmware import rtcmem
+            rtcmem.wake(self)          # filters, fault count, the press that woke it
         else:
             self.boot += 1
             self._try(store.save, p, {"n": self.boot})
@@ -166,7 +162,7 @@ class Agent:
     def checkpoint(self):
         try:
             store.save(self._est_path, {"est": self.est.state(), "use": self.usage.state(),
-                                        "rep": self.report.at, "clk": clock.state()})
+                                        "rep": self.report.at, "off": clock.state()})
             self.downlink.checkpoint()
             return True
         except OSError:     # flash full: keep running on the last checkpoint
@@ -183,14 +179,12 @@ class Agent:
             p = self._try(self.downlink.handle, chunk)
             if self.verbose:
                 log("downlink", p[0] if p else "refused")
-        # nothing is taken from the outbox while the link is down (Wi-Fi joining), and a
-        # frame the transport refused is not in flight: its ack window starts when it leaves
+        # nothing is taken from the outbox while the link is down (Wi-Fi joining): a frame
+        # is in flight, its ack window running, only once the link can carry it
         due = self.outbox.next_due(clock.ms()) if self.tr.ready() else None
         if due is not None:
             seq, data = due
-            f = framing.encode_frame(cose.encode(self.key, self.kid, seq, data, cose.AAD_UP))
-            if self.tr.send(f) is False:
-                self.outbox.unsent()
+            self.tr.send(framing.encode_frame(cose.encode(self.key, self.kid, seq, data, cose.AAD_UP)))
 
     # ---- downlink actions (called by Downlink) --------------------------------------
     def on_ack(self, seq):
@@ -221,13 +215,5 @@ class Agent:
         clock.set_wall(unix)
 
     def on_rekey(self, nonce):
-        # key rotation: the new key is HMAC(key, "rekey" + nonce), so only the nonce is
-        # on the wire. /provision.json (root + it, where main.boot read it) gets it first
-        # (atomically), then it is used: a cut in between boots with one key or the other
-        p = self._boot_path[:-15] + "provision.json"   # root + "state/boot.json" -> root + ...
-        k = cose.hmac_sha256(self.key, b"rekey" + nonce.encode())
-        prov = store.load(p)
-        if prov is not None:     # None: an agent built in memory, without files (tests)
-            prov["key"] = hexlify(k).decode()
-            store.save(p, prov)
-        self.key = self.downlink.key = k
+        from firmware import rekey     # rare: its code is loaded only for a rotation
+        rekey.apply(self, nonce)

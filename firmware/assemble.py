@@ -21,42 +21,18 @@ def capacity(board):
 
 def estimator(state, board):
     """The estimator from its checkpointed state, else (none, damaged or an older format)
-    a new one for the board's consumable."""
+    a new one for the board's consumable. An older layout is migrated first by
+    firmware/migrate.py, loaded only then."""
     from firmware.estimator import Estimator
     if state:
         try:
-            if state[0] == 3:
-                state = _est_v3(state)
-            if state[0] == 4:
-                state = _est_v4(state)
+            if state[0] in (3, 4):
+                from firmware import migrate
+                state = migrate.estimator(state)
             return Estimator.restore(state)
         except (ValueError, TypeError, IndexError, KeyError):
             pass
     return Estimator(capacity(board))
-
-
-def _est_v3(st):
-    """Firmware 0.3.0's estimator checkpoint (v3) as v4: the metered total was a float in
-    units in slot 20 of the state array; v4 keeps it as an int of milli-units after the
-    episode counters and only the uncounted fraction in slot 20."""
-    from array import array
-    from binascii import a2b_base64, b2a_base64
-    s = array("d", a2b_base64(st[6]))
-    n = s[20] * 1000
-    s[20] = n - int(n)
-    return [4] + st[1:6] + [int(n), b2a_base64(bytes(s)).strip()] + st[7:]
-
-
-def _est_v4(st):
-    """Firmware 0.3.x's v4 checkpoint as v5: the state array grew from 35 slots to 67
-    (the reading's quantum, unknown: the capacity; the learnt band, the bad-input count
-    and the last week's forecasts: none yet)."""
-    from array import array
-    from binascii import a2b_base64, b2a_base64
-    s = array("d", a2b_base64(st[7]))
-    s.extend(array("d", bytes(8 * (67 - len(s)))))
-    s[35] = st[1]
-    return [5] + st[1:7] + [b2a_base64(bytes(s)).strip()] + st[8:]
 
 
 def parts(a, board, prov, root, transport, sensor, button, est, ck, start):
@@ -93,12 +69,12 @@ def parts(a, board, prov, root, transport, sensor, button, est, ck, start):
     if saved:
         a.cfg.update(saved)
     a.deep = pw.get("mode") == "deep_sleep"
-    a.button_pin = board.get("pins", {}).get("button") if a.deep else None
     a.geom = geometry.from_board(board)
     a.chain = filters.build(board.get("filters", []), cap)
     a.usage = Usage(ck.get("use"))
-    # (firmware 0.3.0 checkpointed only the wall-clock offset, as "off")
-    clock.restore(ck.get("clk") or (ck.get("off") is not None and (0, ck["off"], 0)))
+    # "off": clock.state() (firmware 0.3.0 kept only the wall-clock offset there, a number)
+    o = ck.get("off")
+    clock.restore(o if isinstance(o, list) else o is not None and (0, o, 0))
     if transport is None:
         from firmware import transport as tr
         transport = tr.open(prov, board)

@@ -4,7 +4,7 @@ now(): monotonic seconds, never going backwards, not even across a power-on rese
   Its source is the device's RTC: time.time() on an ESP32, whose RTC timer keeps counting
   through deep sleep and every reset except a power-on reset (power cut, EN button),
   which starts it again at 0 (ESP-IDF, System Time); on the virtual board the simulated
-  world's device RTC (World.rtc(), accelerated, restarting at power-on the same way).
+  world's device RTC (World.now(), accelerated, restarting at power-on the same way).
   now() = RTC + base. The base is checkpointed with the last now() (state()); at boot
   restore() raises it when the RTC is behind the last saved now() (a power-on reset), so
   deadlines and the estimator's times saved as now() values stay valid. The power-off
@@ -30,7 +30,7 @@ def use_world(w):
 
 def now():
     w = _world
-    return (w.rtc() if w is not None else time.time()) + _base
+    return (w.now() if w is not None else time.time()) + _base
 
 
 def wall():
@@ -51,10 +51,6 @@ def set_wall(unix):
             _base += lag
             return
     _offset = unix - t
-
-
-def offset():
-    return _offset
 
 
 def state():

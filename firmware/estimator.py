@@ -34,7 +34,7 @@
 # spike is never followed by a consistent sample, so it is dropped (counted in ``rejected``).
 #
 # Change of habits: on each bucket close the newest 7 days are fitted alone too; a rate
-# that differs from the window's by more than _ZCHG sigmas (the two standard errors and
+# that differs from the window's by more than 3 sigmas (the two standard errors and
 # the learnt week-ahead miss below) drops the older buckets, so a doubled or halved usage
 # is followed within days, not after the 21-day window has turned over.
 #
@@ -86,7 +86,6 @@ from firmware.compat import const
 _DAY = const(86400)
 _STATE_V = const(5)    # v5: slots 35.. (quantum, learnt band, bad inputs, forecasts);
                        # v4 (consumed milli-units as an int) and v3 are migrated at boot
-_ZCHG = 3.0       # sigmas between the newest days' rate and the window's that make a change
 _SD_MAD = 0.8862  # sigma of one reading = _SD_MAD * E|difference of two readings| (normal noise)
 
 # Slots of the state array self._s. Parameters (fixed after __init__):
@@ -392,7 +391,7 @@ class Estimator:
         s[_AW] = s[_AT] = s[_AQ] = 0
         self._fit()
         # a change of habits: the newest week's rate against the whole window's. When they
-        # differ by more than _ZCHG combined sigmas, the older buckets describe a usage that is
+        # differ by more than 3 combined sigmas, the older buckets describe a usage that is
         # gone: forget them (the window then grows again from the change)
         for dd in (7,):
             k = int(dd * _DAY // s[_BS])
@@ -402,7 +401,7 @@ class Estimator:
             self._fit(k)
             # sigmas: the fits' standard errors, and how far a week's real usage strayed
             # from its forecast so far (_VREL: swings that are no change of habits)
-            if abs(s[_RATE] - r) > _ZCHG * sqrt(sr * sr + s[_RSIG] ** 2 + s[_VREL] * r * r):
+            if abs(s[_RATE] - r) > 3 * sqrt(sr * sr + s[_RSIG] ** 2 + s[_VREL] * r * r):
                 s[_BN] = k
                 break
             s[_RATE], s[_RSIG], s[_SDEV], s[_Q] = r, sr, sd, q

@@ -13,7 +13,8 @@ signatures on both:
   ticks_ms ticks_us ticks_diff ticks_add sleep_ms sleep_us
   world(cfg=None)  the simulated World (hal_sim.World) or None on a real board
   SIM              True on the virtual board
-The names the agent uses on every cycle are bound here; the rest are looked up in the
+The names the agent uses on every cycle are bound here (deepsleep is not: on the
+virtual board it lives with the rarely used part); the rest are looked up in the
 implementation on first use (module __getattr__), so the simulated HAL's rarely used
 parts (firmware/hal_simx.py) stay out of RAM until something asks for them.
 """
@@ -26,7 +27,6 @@ except ImportError:
 SIM = _impl.SIM
 Pin = _impl.Pin
 WDT = _impl.WDT
-deepsleep = _impl.deepsleep
 reset_cause = _impl.reset_cause
 ticks_ms = _impl.ticks_ms
 ticks_diff = _impl.ticks_diff

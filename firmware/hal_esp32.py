@@ -22,7 +22,6 @@ lightsleep = machine.lightsleep
 PWRON_RESET = machine.PWRON_RESET
 DEEPSLEEP_RESET = machine.DEEPSLEEP_RESET
 wake_reason = machine.wake_reason
-EXT0_WAKE = machine.EXT0_WAKE   # = PIN_WAKE; the C3's GPIO wake reports its own source
 
 ticks_ms = time.ticks_ms
 ticks_us = time.ticks_us
@@ -72,12 +71,12 @@ def WDT(id=0, timeout=5000):
 
 
 def wake_on_button(pin):
-    """Arm the (active-low) button as a deep-sleep wake source. ESP32 and S3: EXT0, RTC IO
+    """Arm the (active-low) button's Pin as a deep-sleep wake source. ESP32 and S3: EXT0, RTC IO
     pins only (ESP32: 0, 2, 4, 12-15, 25-27, 32-39); the C3 has no EXT0 and wakes from
     deep sleep on GPIO 0-5 only (esp32.wake_on_gpio, or wake_on_ext1 on older firmware).
     firmware/boardcheck.py refuses a button on a pin the chip cannot wake from."""
     import esp32
-    p = machine.Pin(pin, machine.Pin.IN, machine.Pin.PULL_UP)
+    p = pin     # the button's machine.Pin (input, pull-up: firmware/sensors/button.py)
     if hasattr(esp32, "wake_on_ext0"):
         esp32.wake_on_ext0(p, esp32.WAKEUP_ALL_LOW)
     else:

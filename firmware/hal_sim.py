@@ -91,13 +91,10 @@ def set_pin(id, level):
 
 try:   # the virtual board's machine (host_tools/board.py MACHINE_SHIM) acts like an ESP32's
     import machine as _m
-    _VB = hasattr(_m, "wake_reason")
-except ImportError:
-    _VB = False
+    WDT = _m.WDT    # AttributeError: the bare unix port's machine, in-process tests
+except (ImportError, AttributeError):
+    _m = None
 
-if _VB:
-    WDT = _m.WDT
-else:
     class WDT:   # type: ignore[no-redef]
         def __init__(self, id=0, timeout=5000):
             pass   # in-process tests: nothing to guard; the virtual board's bites
@@ -107,52 +104,12 @@ else:
 
 PWRON_RESET = 1
 DEEPSLEEP_RESET = 4
-EXT0_WAKE = 2
-TIMER_WAKE = 4
-_cause = _m.reset_cause() if _VB else PWRON_RESET   # in-process tests set it
-_wake_pin = None
+_cause = _m.reset_cause() if _m else PWRON_RESET   # in-process tests set it
+# (wake_reason, wake_on_button and deepsleep are in hal_simx, loaded to sleep or to wake)
 
 
 def reset_cause():
     return _cause
-
-
-def wake_reason():
-    return _m.wake_reason() if _VB else 0
-
-
-def wake_on_button(pin):
-    """Arm the button pin as a deep-sleep wake source (EXT0/GPIO on an ESP32)."""
-    global _wake_pin
-    _wake_pin = pin
-
-
-def deepsleep(ms=0):
-    """Deep sleep. On the virtual board it is what it is on an ESP32, a reset: the time
-    passes (at the world's speed), a press of an armed button ends it early, then the
-    process ends (RAM lost) and the relay boots it with DEEPSLEEP_RESET and the wake
-    reason. In-process tests (no relay) get a pause and the reset cause."""
-    global _cause
-    w = _world
-    if not _VB:
-        _cause = DEEPSLEEP_RESET
-        lightsleep(ms)
-        return
-    wake = TIMER_WAKE
-    if w is not None:
-        t_end = w.now() + ms / 1000
-        while w.now() < t_end:
-            if _wake_pin is not None and w.button_pin == _wake_pin and w.data[27] > 0:
-                w.data[27] -= 1          # the press that woke it (World slot _PEND)
-                wake = EXT0_WAKE
-                break
-            sleep_ms(20 if w.speed else 0)
-            if not w.speed:
-                w.advance(ms / 1000)
-        if w.state:
-            from firmware.sensors import simstate
-            simstate.save(w)
-    _m.deepsleep(ms, wake)
 
 
 def lightsleep(ms=0):

@@ -147,3 +147,45 @@ def cpu_us():
 
 def unique_id():
     return b"virtual\x00"
+
+
+# ---- deep sleep (hal_sim.py: the virtual board's machine, _m, makes it a reset) -----
+def wake_reason():
+    from firmware import hal_sim
+    return hal_sim._m.wake_reason() if hal_sim._m else 0
+
+
+def wake_on_button(pin):
+    """Arm the button's Pin as a deep-sleep wake source (EXT0/GPIO on an ESP32). Its id is
+    kept as hal_sim.pins[-1]: a module global would be one more qstr in RAM."""
+    from firmware import hal_sim
+    hal_sim.pins[-1] = pin.id
+
+
+def deepsleep(ms=0):
+    """Deep sleep. On the virtual board it is what it is on an ESP32, a reset: the time
+    passes (at the world's speed), a press of an armed button ends it early, then the
+    process ends (RAM lost) and the relay boots it with DEEPSLEEP_RESET and the wake
+    reason (EXT0 = 2, timer = 4: ESP-IDF's esp_sleep_source_t). In-process tests (no
+    relay) get a pause and the reset cause."""
+    from firmware import hal_sim
+    w = hal_sim._world
+    if not hal_sim._m:
+        hal_sim._cause = hal_sim.DEEPSLEEP_RESET
+        hal_sim.lightsleep(ms)
+        return
+    wake = 4
+    if w is not None:
+        t_end = w.now() + ms / 1000
+        while w.now() < t_end:
+            if w.button_pin == hal_sim.pins.get(-1) is not None and w.data[27] > 0:
+                w.data[27] -= 1          # the press that woke it (World slot _PEND)
+                wake = 2
+                break
+            hal_sim.sleep_ms(20 if w.speed else 0)
+            if not w.speed:
+                w.advance(ms / 1000)
+        if w.state:
+            from firmware.sensors import simstate
+            simstate.save(w)
+    hal_sim._m.deepsleep(ms, wake)

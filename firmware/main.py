@@ -12,8 +12,6 @@ from firmware import clock, hal, store
 from firmware.compat import const
 
 _IDLE_MS = const(50)      # service period between samples (button debounce needs >= 2 polls)
-_ACK_WAIT_MS = const(3000)  # deep sleep: how long to wait for the bridge to ack before sleeping
-_LINK_WAIT_MS = const(8000) # ... and for the link first (an ESP32's Wi-Fi join + DHCP: 1-4 s)
 
 
 def boot(root="/", transport=None, verbose=True):
@@ -64,42 +62,25 @@ def _free(*names):
         sys.modules.pop("firmware." + n, None)
         try:
             delattr(firmware, n)
-        except AttributeError:
+        except (AttributeError, KeyError):   # (MicroPython: KeyError for a missing one)
             pass
 
 
-def _sleep_deep(a):
-    # Awake only while there is something to deliver: up to _LINK_WAIT_MS for the link,
-    # then _ACK_WAIT_MS from the moment it is up (the first frame leaves then).
-    t0 = hal.ticks_ms()
-    wait = _LINK_WAIT_MS
-    up = False
-    while len(a.outbox) and hal.ticks_diff(hal.ticks_ms(), t0) < wait:
-        if not up and a.tr.ready():
-            up = True
-            t0, wait = hal.ticks_ms(), _ACK_WAIT_MS
-        a.service()
-        hal.sleep_ms(_IDLE_MS)
-    a.checkpoint()
-    from firmware import rtcmem     # RAM is lost in deep sleep: the filters go to RTC memory
-    rtcmem.save(a)
-    if a.button_pin is not None:
-        hal.wake_on_button(a.button_pin)   # a press wakes the board (EXT0/GPIO)
-    s = getattr(a.sensor, "sleep", None)
-    if s is not None:
-        s()     # the chip in its lowest-power state, its pins held (HX711: SCK high)
-    left = a.sample.left(clock.now())
-    hal.deepsleep(int(left * 1000))
-
-
 def run(root="/"):
+    from firmware import safeboot      # the escapes from the watchdog, dropped once run
+    ok = safeboot.check(root)
+    del safeboot
+    _free("safeboot", "board")
+    if not ok:
+        return
     a = boot(root)
     while True:
         if a.sample.due(clock.now()):
             a.cycle()
             gc.collect()
             if a.deep:
-                _sleep_deep(a)
+                from firmware import rtcmem   # deep-sleep boards only: not in RAM on others
+                rtcmem.sleep(a)
                 continue
         else:
             a.service()

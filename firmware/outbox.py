@@ -82,7 +82,6 @@ class Outbox:
         self._inflight = None
         self._sent_ms = 0
         self._wait = timeout_ms
-        self._undo = (None, 0, timeout_ms)   # in-flight state before the last next_due()
         store.makedirs(path)
         rec = store.load(path + "/seq")
         self._hw = self.next_seq = rec.get("hw", 0) if isinstance(rec, dict) else 0
@@ -239,8 +238,6 @@ class Outbox:
         if self._inflight is not None:
             if clock.ms_diff(now_ms, self._sent_ms) < self._wait:
                 return None
-        self._undo = (self._inflight, self._sent_ms, self._wait)
-        if self._inflight is not None:
             self._wait = min(self._wait * 2, self.max_timeout_ms)   # a retry: back off
             i = self._index(self._inflight)
         else:
@@ -254,12 +251,6 @@ class Outbox:
         self._inflight = seq
         self._sent_ms = now_ms
         return seq, data
-
-    def unsent(self):
-        """The transport did not take the frame next_due() gave (no link yet): as if
-        next_due() had not been called, so no ack window runs for a frame that never left
-        and no retry backs off."""
-        self._inflight, self._sent_ms, self._wait = self._undo
 
     def ack(self, seq):
         """The bridge stored seq durably: delete it. Returns True if it was pending."""

@@ -33,7 +33,6 @@ from protocol import messages as M
 
 _KEEP_ORDERS = const(4)   # order_status records kept (newest)
 CONFIRM_MS = 600000   # how long a requested consent raise waits for the customer's press
-_Z80 = 1.2816         # the estimator's band is 80 % two-sided: +-1.2816 sigma
 
 
 def risk_threshold(cfg, tte):
@@ -55,7 +54,7 @@ def risk_threshold(cfg, tte):
         d, lo, hi = tte
         if d <= 0:
             return mu + 1  # empty now
-        c = (d / lo - 1) / _Z80 if lo > 0 else 3
+        c = (d / lo - 1) / 1.2816 if lo > 0 else 3   # the band is 80 % two-sided: +-1.2816 sigma
         v += (mu * c) ** 2 + v * c * c   # Var(r A) of independent normals, divided by r^2
     p = cfg.get("risk_pm", 20) / 1000
     if v <= 0 or p <= 0 or p >= 0.5:

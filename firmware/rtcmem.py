@@ -1,4 +1,6 @@
-"""What an agent keeps in RTC memory through deep sleep (loaded only to sleep and to wake).
+"""Deep sleep: sleep(a) delivers, checkpoints, keeps in RTC memory what RAM loses, puts the
+sensor to sleep, arms the button and sleeps. Loaded only to sleep and to wake (main.run
+imports it on deep-sleep boards only), so an always-on board has none of it in RAM.
 
 Deep sleep powers the RAM off; RTC slow memory (machine.RTC().memory(), 2048 bytes on the
 ESP32 port) survives it, but not a power-on reset. Without this the filter chain starts
@@ -13,9 +15,35 @@ chain, so the order matches; anything else (another length, no magic) is ignored
 """
 from array import array
 
-from firmware import hal
+from firmware import clock, hal
+from firmware.compat import const
 
 _MAGIC = b"RM1"
+_IDLE_MS = const(50)
+_ACK_WAIT_MS = const(3000)  # how long to wait for the bridge to ack before sleeping ...
+_LINK_WAIT_MS = const(8000) # ... and for the link first (an ESP32's Wi-Fi join + DHCP: 1-4 s)
+
+
+def sleep(a):
+    # Awake only while there is something to deliver: up to _LINK_WAIT_MS for the link,
+    # then _ACK_WAIT_MS from the moment it is up (the first frame leaves then).
+    t0 = hal.ticks_ms()
+    wait = _LINK_WAIT_MS
+    up = False
+    while len(a.outbox) and hal.ticks_diff(hal.ticks_ms(), t0) < wait:
+        if not up and a.tr.ready():
+            up = True
+            t0, wait = hal.ticks_ms(), _ACK_WAIT_MS
+        a.service()
+        hal.sleep_ms(_IDLE_MS)
+    a.checkpoint()
+    save(a)                     # RAM is lost in deep sleep: the filters go to RTC memory
+    if a.button is not None:
+        hal.wake_on_button(a.button.pin)   # a press wakes the board (EXT0/GPIO)
+    s = getattr(a.sensor, "sleep", None)
+    if s is not None:
+        s()     # the chip in its lowest-power state, its pins held (HX711: SCK high)
+    hal.deepsleep(int(a.sample.left(clock.now()) * 1000))
 
 
 def _walk(o, out):
@@ -58,6 +86,15 @@ def _numbers(a):
 
 def save(a):
     hal.RTC().memory(_MAGIC + bytes(_numbers(a)))
+
+
+def wake(a):
+    """After a deep-sleep wake: what RTC memory kept, and the press that woke the board is
+    a press (machine.wake_reason() gives ESP-IDF's esp_sleep_source_t: EXT0 (2) and EXT1
+    (3) on an ESP32/S3, GPIO (7) on a C3)."""
+    load(a)
+    if hal.wake_reason() in (2, 3, 7):
+        a.press()
 
 
 def load(a):

@@ -1,4 +1,6 @@
-"""Transport interface: send(frame_bytes) and poll() -> list of frame chunks, non-blocking.
+"""Transport interface: ready() -> the link can carry a frame now (Wi-Fi joined; serial:
+always), send(frame_bytes) and poll() -> list of frame chunks, all non-blocking. The agent
+takes a message out of its outbox only when ready() (firmware/agent.py service()).
 
 A chunk is what lies between two 0x00 delimiters (protocol.wire.unpack takes it). Every
 transport carries the same framed bytes (COBS + CRC), a UART stream or one UDP datagram

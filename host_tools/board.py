@@ -568,6 +568,7 @@ class VirtualBoard:
     def _process_exited(self, code=None):
         if code is None:
             code = self._proc.wait()
+        self._unlink("exit")     # a raw-REPL exec exits by itself: the file is done with
         self._proc = None
         os.close(self._inner)
         self._inner = None

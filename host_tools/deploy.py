@@ -327,6 +327,22 @@ def hard_reset(t):
         pass  # the board may vanish mid-answer, which is what a reset does
 
 
+def reset_to_repl(t):
+    """Hard reset, then Ctrl-C every 50 ms until the REPL answers: the first one that the
+    new boot reads lands in main.py's safe-boot window (or earlier), so the agent and its
+    watchdog never start. Then the raw REPL, as connect() leaves it."""
+    hard_reset(t)
+    end = time.monotonic() + 2 * CONNECT_TIMEOUT
+    seen = b""
+    t.serial.timeout = 0.05
+    while time.monotonic() < end and b">>> " not in seen:
+        t.serial.write(b"\r\x03")
+        seen = (seen + t.serial.read(512))[-64:]
+    t.serial.timeout = 0.5
+    t.enter_raw_repl(soft_reset=True, timeout_overall=CONNECT_TIMEOUT)
+    t.serial.timeout = IO_TIMEOUT
+
+
 def _round(n, block):
     return (n + block - 1) // block * block
 
@@ -362,6 +378,11 @@ def deploy(port, board, device_id, key, registry=None, src=None, cache=None, log
 
     cross = mpy_cross_version()
     t = connect(port)
+    # The agent's watchdog (machine.WDT) cannot be stopped and outlives the Ctrl-C and soft
+    # reset of connect(): copying after them races its timeout. A hard reset ends it, and
+    # connecting again lands the Ctrl-C in firmware/main.py's safe-boot window, before the
+    # agent (and its watchdog) starts.
+    reset_to_repl(t)
     from mpremote.transport import TransportError
     try:
         return _deploy_on(t, t0, port, board, board_path, device_id, key, registry, src, cache, log,

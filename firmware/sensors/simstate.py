@@ -33,8 +33,15 @@ _IRTC = const(9)
 _real = None   # store.write_file before flash() wrapped it
 
 
+def power_on(w):
+    """A power-on reset (power cut, EN button): the device's RTC starts again at 0."""
+    w.now()
+    w.ints[_IRTC] = w.ints[_ISEC]
+
+
 def boot(w):
-    """Resume the world from its state file, or start the file."""
+    """Resume the world from its state file, or start the file. After a power-on reset
+    (the virtual board's machine.reset_cause()) the device's RTC starts again at 0."""
     s, n = w.data, w.ints
     f8, u4 = array("d", range(8)), array("I", range(8))
     try:
@@ -47,7 +54,7 @@ def boot(w):
     s[_NOISE:_NOISE + 3] = f8[3:6]
     s[_LEVEL], s[_EMPTY] = f8[6], f8[7]
     n[_ISEC:_IRTC + 1] = u4[3:]
-    w._tick(max(0, _host_ms() - (u4[0] * 1000 + u4[1])) * f8[0])   # time went on
+    w.advance(max(0, _host_ms() - (u4[0] * 1000 + u4[1])) * f8[0] / 1000)   # time went on
     w.rate = f8[2]
     w.refill_count = u4[2]
     if f8[1] == s[_SPEED]:   # else the board was restarted with a new speed
@@ -56,6 +63,12 @@ def boot(w):
     while i < len(n) and n[i] <= n[_IT]:   # scheduled refills that are past
         i += 1
     n[_IRI] = i
+    try:
+        import machine
+        if machine.reset_cause() == 1:     # PWRON_RESET
+            power_on(w)
+    except (ImportError, AttributeError):  # the bare unix port: in-process tests
+        pass
 
 
 def _host_ms():

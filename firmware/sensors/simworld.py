@@ -110,79 +110,38 @@ def uniform(w, i=_IRNG):
 
 class World:
     def __init__(self, cfg=None, button_pin=None):
-        c = cfg or {}
-        # config key (or "-") and default of each slot, in slot order; then "refills"
-        k = ("noise spike_p dropout_p start_s level - - capacity rate_per_day office off weekend "
-             "jitter refill_after_days ctl_ms speed - - - refills").split()
-        r = sorted(c.get(k[-1], ()))
-        s = self.data = array("d", range(_N))
-        for i, v in enumerate("0 0 0 0 0 inf 0 100 10 1 .05 .1 .5 inf 250 1 .2 .3 4294967296".split()):
-            x = c.get(k[i])
-            s[i] = float(v if x is None else x)
-        if c.get("level") is None:
-            s[_LEVEL] = s[_CAP]
-        n = self.ints = array("I", range(_IN + len(r)))
-        n[_ISEC] = n[_IT] = int(s[3])     # start_s
-        n[_IMS] = n[_IRTC] = 0
-        s[_RAFTER] *= _DAY
-        n[_IRI] = _IN
-        for i in range(len(r)):
-            n[_IN + i] = int(float(r[i]) * _DAY + 0.5)
-        x = n[_ISEED] = int(c.get("seed", 1)) & _M32
-        n[_IRNG] = x ^ 0xA5A5A5A5      # the sensor's stream starts hashed like an hour below
-        uniform(self, _IRNG)
-        n[_IRNG] = n[_IRNG] * 0x2545F491 & _M32
-        oh = c.get("office_hours", (8, 18))
-        s[_OH0] = a = int(oh[0])
-        s[_OH1] = b = int(oh[1])
-        s[_NORM] = (b - a) * s[_WON] + (24 - (b - a)) * s[_WOFF]
-        n[_ILAST] = ticks_ms()
-        # the first now() reads the control file: a board that wakes from deep sleep for a
-        # few ms (a new World each time) must still see what the host wrote
-        n[_ICTL] = ticks_ms() - int(s[_CTLMS]) & 0x3FFFFFFF
-        s[_PEND] = s[_DOWN] = 0
-        self.capacity = s[_CAP]
-        self.rate = s[_RPD]
-        self.speed = s[_SPEED]
-        self.presses = 0        # total presses injected
-        self.refill_count = 0
-        self.button_pin = c.get("button_pin", button_pin)
-        self.ctl = c.get("ctl", "ctl")
-        self.state = c.get("state")
-        if self.state:
-            from firmware.sensors import simstate
-            simstate.boot(self)
+        # built by simsetup.py, whose code is dropped again (the world shares the agent's heap)
+        import sys
+        from firmware import sensors
+        from firmware.sensors import simsetup
+        simsetup.init(self, cfg or {}, button_pin)
+        sys.modules.pop("firmware.sensors.simsetup", None)
+        try:
+            delattr(sensors, "simsetup")
+        except (AttributeError, KeyError):   # (MicroPython: KeyError for a missing one)
+            pass
 
     def now(self):
-        """Simulated seconds (an int, as time.time() on an ESP32). Polls the control
-        file at most every ctl_ms."""
+        """The device's time.time(): simulated seconds (an int) since its last power-on.
+        An ESP32's RTC timer keeps counting through deep sleep and every reset except a
+        power-on reset, which restarts it (ESP-IDF, System Time: "RTC timer");
+        simstate.power_on() does that. The world's own clock is ints[_ISEC]. Polls the
+        control file at most every ctl_ms."""
         n = self.ints
         ms = ticks_ms()
         if self.speed:
-            self._tick(ticks_diff(ms, n[_ILAST]) * self.speed)
+            self.advance(ticks_diff(ms, n[_ILAST]) * self.speed / 1000)
         n[_ILAST] = ms
         if self.ctl and ticks_diff(ms, n[_ICTL]) >= self.data[_CTLMS]:
             n[_ICTL] = ms
             self.poll()
-        return n[_ISEC]
-
-    def rtc(self):
-        """The device's time.time(): seconds since its last power-on. An ESP32's RTC timer
-        keeps counting through deep sleep and every reset except a power-on reset, which
-        restarts it (ESP-IDF, System Time: "RTC timer")."""
-        return self.now() - self.ints[_IRTC]
-
-    def power_on(self):
-        """A power-on reset (power cut, EN button): the device's RTC starts again at 0."""
-        self.ints[_IRTC] = self.now()
+        return n[_ISEC] - n[_IRTC]
 
     def advance(self, s):
-        """Move the simulated clock forward by s seconds (manual clock / tests)."""
-        self._tick(s * 1000)
-
-    def _tick(self, ms):
+        """Move the simulated clock forward by s seconds (manual clock / tests); whole
+        milliseconds are kept, the rest carried in ints[_IMS]."""
         n = self.ints
-        d = int(ms) + n[_IMS]
+        d = int(s * 1000) + n[_IMS]
         n[_ISEC] += d // 1000
         n[_IMS] = d % 1000
 
@@ -200,10 +159,25 @@ class World:
         s = self.data
         n = self.ints
         if t is None:
-            t = self.now()
+            self.now()          # (the clock moves on, the control file is read)
+            t = n[_ISEC]
         t = int(t)
         while True:
             t0 = n[_IT]
+            q = s[_LEVEL]
+            r = 0
+            if q > 0:
+                # the rate (units per second) in the simulated hour h: a weekday's
+                # rate_per_day spread by the hourly weights, less at weekends, jittered
+                h = t0 // _HOUR
+                hod = h % 24
+                r = self.rate * (s[_WON] if s[_OH0] <= hod < s[_OH1] else s[_WOFF]) / s[_NORM] / _HOUR
+                if h // 24 % 7 >= 5:
+                    r *= s[_WEEKEND]
+                # jitter from a hash of (seed, hour): an xorshift32 step plus a multiply
+                n[_ITMP] = (n[_ISEED] ^ h * 0x9E3779B1) & _M32
+                uniform(self, _ITMP)
+                r *= 1 + s[_JIT] * (2 * (n[_ITMP] * 0x2545F491 & _M32) / s[_K32] - 1)
             end = (t0 // _HOUR + 1) * _HOUR
             i = n[_IRI]
             ref = i < len(n) and n[i] <= end
@@ -216,9 +190,7 @@ class World:
                 ref = False
             if end > t:
                 break
-            q = s[_LEVEL]
             if q > 0:
-                r = self._rate(t0)
                 q -= r * (end - t0)
                 if q <= 0:
                     s[_EMPTY] = end + q / r    # the instant it ran out
@@ -230,26 +202,9 @@ class World:
                 self.refill()
             elif end >= auto:
                 self.refill()
-        q = s[_LEVEL]
-        if q > 0 and t > n[_IT]:    # (a query before the committed time gets that level)
-            q -= self._rate(n[_IT]) * (t - n[_IT])
+        if q > 0 and t > t0:    # (a query before the committed time gets that level)
+            q -= r * (t - t0)
         return q if q > 0 else 0
-
-    def _rate(self, t):
-        """Consumption (units per second) in the simulated hour of t: a weekday's
-        rate_per_day spread by the hourly weights, less at weekends, jittered."""
-        s = self.data
-        n = self.ints
-        h = t // _HOUR
-        hod = h % 24
-        r = self.rate * (s[_WON] if s[_OH0] <= hod < s[_OH1] else s[_WOFF]) / s[_NORM] / _HOUR
-        if h // 24 % 7 >= 5:
-            r *= s[_WEEKEND]
-        # jitter from a hash of (seed, hour): an xorshift32 step plus a multiply
-        n[_ITMP] = (n[_ISEED] ^ h * 0x9E3779B1) & _M32
-        uniform(self, _ITMP)
-        u = (n[_ITMP] * 0x2545F491 & _M32) / s[_K32]
-        return r * (1 + s[_JIT] * (2 * u - 1))
 
     def refill(self, n=None):
         """Refill to n units (default: capacity)."""

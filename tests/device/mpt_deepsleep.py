@@ -52,6 +52,10 @@ class _Timer:
         return 60
 
 
+class _Button:
+    pin = hal.Pin(4)
+
+
 class _Outbox:
     def __len__(self):
         return 0
@@ -59,10 +63,10 @@ class _Outbox:
 
 def test_sleep_puts_the_sensor_to_sleep_and_arms_the_button():
     a = _Agent()
-    a.outbox, a.sample, a.sensor, a.button_pin = _Outbox(), _Timer(), _Sensor(), 4
+    a.outbox, a.sample, a.sensor, a.button = _Outbox(), _Timer(), _Sensor(), _Button()
     a.checkpoint = lambda: True
     hal_sim.set_world(hal_sim.World({"speed": 0, "ctl": None}))   # manual clock: no real wait
-    main._sleep_deep(a)
-    assert _Sensor.slept == 1 and hal_sim._wake_pin == 4
+    rtcmem.sleep(a)
+    assert _Sensor.slept == 1 and hal_sim.pins.get(-1) == 4
     assert hal.reset_cause() == hal.DEEPSLEEP_RESET
     hal_sim._cause = hal.PWRON_RESET

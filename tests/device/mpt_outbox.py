@@ -156,22 +156,6 @@ def test_stop_and_wait_in_order_with_backoff():
     rmtree(d[:-3])
 
 
-def test_a_frame_the_link_refused_is_not_in_flight():
-    # a Wi-Fi board's first send after a wake is refused while it joins: the message
-    # must be offered again at once, with neither an ack window nor a backoff started
-    d = scratch("ob") + "/ob"
-    ob = Outbox(d, timeout_ms=100, max_timeout_ms=800, consent=4)
-    a = ob.put(level(1))
-    for t in (0, 50, 60):
-        assert ob.next_due(t)[0] == a
-        ob.unsent()                          # transport.send() returned False
-    assert ob.next_due(70)[0] == a           # sent now: the window runs from 70
-    assert ob.next_due(169) is None and ob.next_due(170)[0] == a and ob._wait == 200
-    ob.unsent()                              # a retry the link refused: no backoff either
-    assert ob._wait == 100 and ob.next_due(171)[0] == a
-    rmtree(d[:-3])
-
-
 class Cut(Exception):
     pass
 

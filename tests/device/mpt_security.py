@@ -30,6 +30,9 @@ class Tr:
     def send(self, f):
         self.sent.append(f)
 
+    def ready(self):
+        return True
+
 
 class Sensor:
     def setup(self):
