@@ -72,8 +72,8 @@ class Agent:
         p = self._boot_path
         self.boot = (store.load(p) or {}).get("n", 0)
         if self.woke:
-            from firmware import rtcmem
-            rtcmem.wake(self)          # filters, fault count, the press that woke it
+            from firmware import power
+            power.wake(self)           # filters, fault count, the press that woke it
         else:
             self.boot += 1
             self._try(store.save, p, {"n": self.boot})

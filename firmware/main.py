@@ -67,10 +67,10 @@ def _free(*names):
 
 
 def run(root="/"):
-    from firmware import safeboot      # the escapes from the watchdog, dropped once run
-    ok = safeboot.check(root)
-    del safeboot
-    _free("safeboot", "board")
+    from firmware import power         # the escapes from the watchdog, dropped once run
+    ok = power.start(root)
+    del power
+    _free("power", "board")
     if not ok:
         return
     a = boot(root)
@@ -79,8 +79,8 @@ def run(root="/"):
             a.cycle()
             gc.collect()
             if a.deep:
-                from firmware import rtcmem   # deep-sleep boards only: not in RAM on others
-                rtcmem.sleep(a)
+                from firmware import power   # deep-sleep boards only: not in RAM on others
+                power.sleep(a)
                 continue
         else:
             a.service()

@@ -1,11 +1,11 @@
 # Deep sleep on a board: what must survive the RAM loss goes to RTC memory
-# (firmware/rtcmem.py), the sensor chip is put to sleep, the button armed.
+# (firmware/power.py), the sensor chip is put to sleep, the button armed.
 # heapsize: 128K
 import sys
 if sys.implementation.name != "micropython":
     import pytest
     pytest.skip("MicroPython test file, run by tests/conftest.py", allow_module_level=True)
-from firmware import filters, hal, hal_sim, main, rtcmem
+from firmware import filters, hal, hal_sim, power
 
 CHAIN = [{"type": "median", "n": 5}, {"type": "outlier", "max_jump": 0.1, "confirm": 3},
          {"type": "ema", "alpha": 0.3}]
@@ -23,10 +23,10 @@ def test_filter_chain_and_fault_count_survive_in_rtc_memory():
         a.chain.update(x)
     a.chain.update(None)
     a.fails = 3
-    rtcmem.save(a)
+    power.save(a)
     want = [a.chain.update(2981.0), a.chain.quality()]
     b = _Agent()                      # a wake: everything built afresh from the board file
-    assert rtcmem.load(b) and b.fails == 3
+    assert power.load(b) and b.fails == 3
     assert [b.chain.update(2981.0), b.chain.quality()] == want
     c = _Agent()                      # without RTC memory the chain starts empty
     assert [c.chain.update(2981.0), c.chain.quality()] != want
@@ -35,9 +35,9 @@ def test_filter_chain_and_fault_count_survive_in_rtc_memory():
 def test_rtc_memory_of_another_layout_is_ignored():
     hal.RTC().memory(b"RM1" + bytes(16))
     a = _Agent()
-    assert not rtcmem.load(a) and a.fails == 0
+    assert not power.load(a) and a.fails == 0
     hal.RTC().memory(b"")
-    assert not rtcmem.load(a)
+    assert not power.load(a)
 
 
 class _Sensor:
@@ -66,7 +66,7 @@ def test_sleep_puts_the_sensor_to_sleep_and_arms_the_button():
     a.outbox, a.sample, a.sensor, a.button = _Outbox(), _Timer(), _Sensor(), _Button()
     a.checkpoint = lambda: True
     hal_sim.set_world(hal_sim.World({"speed": 0, "ctl": None}))   # manual clock: no real wait
-    rtcmem.sleep(a)
+    power.sleep(a)
     assert _Sensor.slept == 1 and hal_sim.pins.get(-1) == 4
     assert hal.reset_cause() == hal.DEEPSLEEP_RESET
     hal_sim._cause = hal.PWRON_RESET

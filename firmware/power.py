@@ -1,6 +1,14 @@
-"""Deep sleep: sleep(a) delivers, checkpoints, keeps in RTC memory what RAM loses, puts the
-sensor to sleep, arms the button and sleeps. Loaded only to sleep and to wake (main.run
-imports it on deep-sleep boards only), so an always-on board has none of it in RAM.
+"""Power states: safe boot, deep sleep and the wake from it. Loaded only for these
+(main.run frees it after the safe boot and imports it again only on deep-sleep boards), so
+an always-on board has none of it in RAM.
+
+Safe boot: the watchdog (machine.WDT) cannot be stopped once started, and it outlives
+Ctrl-C and a soft reset (MicroPython's ESP32 port: the task watchdog stays subscribed), so
+a REPL session or a deploy after interrupting the agent would be reset under the user's
+hands. start() (the safe-boot window, before the agent starts) is the way out.
+
+Deep sleep: sleep(a) delivers, checkpoints, keeps in RTC memory what RAM loses, puts the
+sensor to sleep, arms the button and sleeps; wake(a) restores it.
 
 Deep sleep powers the RAM off; RTC slow memory (machine.RTC().memory(), 2048 bytes on the
 ESP32 port) survives it, but not a power-on reset. Without this the filter chain starts
@@ -22,6 +30,7 @@ _MAGIC = b"RM1"
 _IDLE_MS = const(50)
 _ACK_WAIT_MS = const(3000)  # how long to wait for the bridge to ack before sleeping ...
 _LINK_WAIT_MS = const(8000) # ... and for the link first (an ESP32's Wi-Fi join + DHCP: 1-4 s)
+_SAFE_BOOT_MS = const(2000) # board power.safe_boot_ms overrides it (the virtual boards: 300)
 
 
 def sleep(a):
@@ -107,4 +116,40 @@ def load(a):
     for s in a.chain.stages:
         _put(s, it)
     _put(a.chain, it)
+    return True
+
+
+def start(root="/"):
+    """The escapes from an agent whose watchdog (machine.WDT: once started it cannot be
+    stopped, and it outlives Ctrl-C and a soft reset) would reset a board under a REPL
+    session or a deploy. After a reset other than a deep-sleep wake, main.py waits
+    _SAFE_BOOT_MS before anything starts a watchdog: a Ctrl-C in that window (mpremote
+    after `reset`, deploy does so) leaves the REPL free. A button held through the
+    window, or a file /SAFE, is safe mode: the agent does not run at all.
+    Returns True when the agent may start."""
+    if hal.reset_cause() == hal.DEEPSLEEP_RESET:
+        return True                  # a wake: the board must sleep again at once
+    try:
+        import os
+        os.stat(root + "SAFE")
+        print("[main] safe mode: %sSAFE exists, the agent does not run" % root)
+        return False
+    except OSError:
+        pass
+    from firmware import board as boardfile
+    b = boardfile.load(root + "board.json")     # (main.run frees this module afterwards)
+    pin = (b.get("pins") or {}).get("button")
+    win = (b.get("power") or {}).get("safe_boot_ms", _SAFE_BOOT_MS)
+    del boardfile, b
+    print("[main] safe-boot window %d ms: Ctrl-C for a REPL without the agent" % win)
+    held = pin is not None
+    p = hal.Pin(pin, hal.Pin.IN, hal.Pin.PULL_UP) if held else None
+    t0 = hal.ticks_ms()
+    while hal.ticks_diff(hal.ticks_ms(), t0) < win:
+        if held and p.value():       # active low: released
+            held = False
+        hal.sleep_ms(_IDLE_MS)
+    if held:
+        print("[main] safe mode: the button was held through the window")
+        return False
     return True
