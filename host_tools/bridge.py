@@ -1,9 +1,10 @@
 """consumables bridge: frames in from devices -> verified, deduplicated, stored, acked ->
 forwarded to the supplier.
 
-Per chunk (BridgeCore.handle_chunk):
+Per chunk (BridgeCore.handle_chunk; handle_batch for the chunks a link read together):
   deframe (COBS + CRC) -> verify COSE_Mac0 with the registry key -> dedupe on (device, seq)
-  -> new: store + outbox rows + downlink counter in ONE SQLite commit, then ack
+  -> new: store + outbox rows + downlink counter in ONE SQLite commit, then ack (group
+     commit: the new frames of one batch share that commit, each acked after it)
   -> exact duplicate of a stored frame: ack again (the first ack may be lost), no store,
      within a re-ack budget per device (ReackLimiter); never moves the reply route
   -> seq <= highest stored and different bytes: replay, rejected, no ack
@@ -135,7 +136,8 @@ class BridgeCore:
     """Transport-independent bridge logic; thread-safe (one lock around each chunk)."""
 
     def __init__(self, store: Store, registry: Registry, uplinks=(), log=None, counters=None,
-                 on_stored=None, fresh_s: float = 120.0, reacks: ReackLimiter | None = None):
+                 on_stored=None, fresh_s: float = 120.0, reacks: ReackLimiter | None = None,
+                 group_max: int = 256):
         self.store, self.registry = store, registry
         self.uplinks = list(uplinks)          # uplink names: one outbox row each per message
         self.log = log or (lambda event, **kw: None)
@@ -146,16 +148,52 @@ class BridgeCore:
         self.max_seq = store.max_seqs()       # cache: the bridge is the only writer
         self.routes = {}                      # device -> (route name, reply, last seen): newly stored frames only
         self.reacks = reacks or ReackLimiter()
+        self.group_max = max(1, int(group_max))  # frames per COMMIT at most (1: one fsync per frame)
+        self.on_commit = lambda n: None       # hooks (metrics, Home Assistant): frames per commit,
+        self.on_message = lambda msg: None    # and each newly stored message after its ack
 
     # ------------------------------------------------------------------ uplink frames
     def handle_chunk(self, chunk: bytes, reply, link: str = "?") -> str:
         """Process one chunk; returns the outcome (a counter name) for tests and benchmarks."""
+        return self.handle_batch([(chunk, reply, link)])[0]
+
+    def handle_batch(self, items) -> list[str]:
+        """Process chunks that arrived together [(chunk, reply, link)]: group commit.
+
+        Each is deframed and verified on its own; the new ones are stored in one
+        transaction per `group_max` (Store.store_messages: one COMMIT, one fsync), and
+        only after that COMMIT is each acked, in arrival order. A frame whose seq is not
+        above its device's frames waiting in the group (a retransmission, or a replay)
+        first commits the group, so dedupe always sees what is stored. Returns the outcomes.
+        """
+        out = [None] * len(items)
+        group = []   # [(index, msg, body, reply, link)] verified, new, not yet committed
+        pending = {}  # device -> highest seq in the group
+        with self.lock:
+            for i, (chunk, reply, link) in enumerate(items):
+                msg, body = self._verify(chunk, link)
+                if msg is None:
+                    out[i] = body
+                    continue
+                if msg.seq <= pending.get(msg.device, -1) or len(group) >= self.group_max:
+                    self._commit_group(group, out)
+                    pending.clear()
+                if msg.seq <= self.max_seq.get(msg.device, -1):
+                    out[i] = self._old_seq(msg, body, reply, link)
+                else:
+                    group.append((i, msg, body, reply, link))
+                    pending[msg.device] = msg.seq
+            self._commit_group(group, out)
+        return out
+
+    def _verify(self, chunk, link):
+        """(msg, body), or (None, outcome) for a chunk that is not a verified message."""
         self.count("frames")
         body, err = deframe(chunk)
         if err:
             self.count(err)
             self.log(err, link=link, size=len(chunk))
-            return err
+            return None, err
         called = []
 
         def key_for(kid):
@@ -163,7 +201,7 @@ class BridgeCore:
             return self.registry.key_for(kid)
 
         try:
-            msg = codec.decode_body(body, key_for)
+            return codec.decode_body(body, key_for), body
         except AuthError as e:
             if called and self.registry.key_for(called[0]) is None:
                 what, dev = "unknown_device", called[0].decode("ascii", "replace")
@@ -173,53 +211,81 @@ class BridgeCore:
                 what, dev = "malformed", None
             self.count(what)
             self.log(what, link=link, device=dev, error=str(e))
-            return what
+            return None, what
         except DecodeError as e:
             self.count("malformed")
             self.log("malformed", link=link, error=str(e))
-            return "malformed"
+            return None, "malformed"
 
-        dev, seq, now = msg.device, msg.seq, time.time()
-        with self.lock:
-            if seq <= self.max_seq.get(dev, -1):
+    def _old_seq(self, msg, body, reply, link) -> str:
+        """A seq at or below the highest stored: an exact retransmission (re-ack) or a replay."""
+        dev, seq = msg.device, msg.seq
+        try:
+            stored = self.store.stored_body(dev, seq)
+            if stored is None or bytes(stored) != body:
+                self.count("replay")
+                self.log("replay", link=link, device=dev, seq=seq, max_seq=self.max_seq[dev])
+                return "replay"
+        except (sqlite3.Error, StoreError) as e:
+            return self._store_failed(e, dev, seq)
+        # an exact retransmission: re-ack within budget; the route stays where the
+        # last newly stored frame came from (a replay must not divert commands)
+        self.count("duplicates")
+        route = self.routes.get(dev)
+        kind = "route" if seq == self.max_seq[dev] and route is not None and route[0] == link else "other"
+        if not self.reacks.allow(dev, kind):
+            self.count("reacks_limited")
+            self.log("duplicate", link=link, device=dev, seq=seq, reack=False)
+            return "duplicates"
+        self.log("duplicate", link=link, device=dev, seq=seq, reack=True)
+        try:
+            dseq = self.store.next_down_seq(dev)
+        except (sqlite3.Error, StoreError) as e:
+            return self._store_failed(e, dev, seq)
+        if self._send(dev, dseq, {0: messages.ACK, 1: seq}, reply, link, "ack"):
+            self.count("acks")
+        return "duplicates"
+
+    def _commit_group(self, group, out) -> None:
+        """Store a group with one COMMIT, then ack each frame (caller holds the lock).
+        If the group's commit fails, each frame is tried alone, so one bad frame cannot
+        keep the others from being stored; a frame that is not stored is never acked."""
+        if not group:
+            return
+        now = time.time()
+        try:
+            if len(group) == 1:
+                g = group[0]
+                stored = [(g, self.store.store_message(g[1], g[2], g[4], self.uplinks, now))]
+            else:
+                dseqs = self.store.store_messages([(g[1], g[2], g[4]) for g in group], self.uplinks, now)
+                stored = list(zip(group, dseqs))
+        except (sqlite3.Error, StoreError, OSError) as e:
+            stored = []
+            if len(group) == 1:
+                out[group[0][0]] = self._store_failed(e, group[0][1].device, group[0][1].seq)
+            for g in group if len(group) > 1 else ():
                 try:
-                    stored = self.store.stored_body(dev, seq)
-                    if stored is None or bytes(stored) != body:
-                        self.count("replay")
-                        self.log("replay", link=link, device=dev, seq=seq, max_seq=self.max_seq[dev])
-                        return "replay"
-                except (sqlite3.Error, StoreError) as e:
-                    return self._store_failed(e, dev, seq)
-                # an exact retransmission: re-ack within budget; the route stays where the
-                # last newly stored frame came from (a replay must not divert commands)
-                self.count("duplicates")
-                route = self.routes.get(dev)
-                kind = "route" if seq == self.max_seq[dev] and route is not None and route[0] == link else "other"
-                if not self.reacks.allow(dev, kind):
-                    self.count("reacks_limited")
-                    self.log("duplicate", link=link, device=dev, seq=seq, reack=False)
-                    return "duplicates"
-                self.log("duplicate", link=link, device=dev, seq=seq, reack=True)
-                try:
-                    dseq = self.store.next_down_seq(dev)
-                except (sqlite3.Error, StoreError) as e:
-                    return self._store_failed(e, dev, seq)
-                if self._send(dev, dseq, {0: messages.ACK, 1: seq}, reply, link, "ack"):
-                    self.count("acks")
-                return "duplicates"
-            try:
-                dseq = self.store.store_message(msg, body, link, self.uplinks, now)
-            except (sqlite3.Error, StoreError, OSError) as e:
-                return self._store_failed(e, dev, seq)  # not stored -> never acked
+                    stored.append((g, self.store.store_message(g[1], g[2], g[4], self.uplinks, now)))
+                except (sqlite3.Error, StoreError, OSError) as e1:
+                    out[g[0]] = self._store_failed(e1, g[1].device, g[1].seq)
+        group.clear()
+        self.on_commit(len(stored))
+        waiting = self.store.downlink_devices() if stored else set()  # one query per group
+        for (i, msg, _, reply, link), dseq in stored:
+            dev, seq = msg.device, msg.seq
             self.max_seq[dev] = seq
             self.count("stored")
             self.log("frame", link=link, device=dev, seq=seq, type=msg.type)
-            self.on_stored()
             self.routes[dev] = (link, reply, now)   # a fresh, verified seq: the device is here
             if self._send(dev, dseq, {0: messages.ACK, 1: seq}, reply, link, "ack"):
                 self.count("acks")
-            self._deliver(dev)
-        return "stored"
+            self.on_message(msg)
+            if dev in waiting:
+                self._deliver(dev)
+            out[i] = "stored"
+        if stored:
+            self.on_stored()
 
     def _store_failed(self, e, dev, seq):
         self.count("store_errors")
@@ -231,7 +297,7 @@ class BridgeCore:
         if key is None:  # removed from the registry since the frame was verified
             self.log("downlink_failed", device=dev, link=link, what=what, error="unknown device")
             return False
-        frame = codec.encode_downlink(key, dev, dseq, payload)
+        frame = codec.encode_downlink(key, dev, dseq, payload, check=what != "ack")
         try:
             reply(frame)
         except (LinkError, OSError) as e:
@@ -304,7 +370,8 @@ class Bridge:
     """Runs a BridgeCore with links, forwarders and the status file."""
 
     def __init__(self, db, registry: Registry, uplinks, links, log=None, status_every: float = 1.0,
-                 print_every: float = 10.0, backoff: float = 0.5, max_backoff: float = 30.0, fresh_s: float = 120.0):
+                 print_every: float = 10.0, backoff: float = 0.5, max_backoff: float = 30.0, fresh_s: float = 120.0,
+                 group_max: int = 256):
         self.log = log or JsonLog()
         self.count = Counters()
         self.store = db if isinstance(db, Store) else Store(db)
@@ -313,7 +380,7 @@ class Bridge:
         self.links = list(links)
         self.forwarders = [Forwarder(self.store, u, self.log, self.count, backoff, max_backoff) for u in self.uplinks]
         self.core = BridgeCore(self.store, registry, [u.name for u in self.uplinks], self.log, self.count,
-                               on_stored=self._wake, fresh_s=fresh_s)
+                               on_stored=self._wake, fresh_s=fresh_s, group_max=group_max)
         for u in self.uplinks:
             u.on_command = self.core.queue_command
         self.status_every, self.print_every = status_every, print_every
@@ -330,7 +397,7 @@ class Bridge:
         for f in self.forwarders:
             f.start()
         for link in self.links:
-            link.start(self.core.handle_chunk)
+            link.start(self.core.handle_chunk, self.core.handle_batch)
         self._house.start()
         self.log("bridge_started", links=[link.name for link in self.links],
                  uplinks=[u.name for u in self.uplinks], db=self.store.path)
@@ -415,6 +482,9 @@ def main_bridge(argv=None) -> int:
     p.add_argument("--db", default=os.environ.get("CONSUMABLES_DB", "bridge.sqlite"),
                    help="bridge database (default ./bridge.sqlite or $CONSUMABLES_DB)")
     p.add_argument("--print-every", type=float, default=10.0, help="seconds between counter log lines")
+    p.add_argument("--group-commit", type=int, default=256, metavar="N",
+                   help="frames that arrive together share one durable COMMIT, at most N (default 256; "
+                        "1: one COMMIT per frame)")
     try:
         a = p.parse_args(argv)
         if not a.uplink:
@@ -423,6 +493,8 @@ def main_bridge(argv=None) -> int:
             raise SystemExit2("nothing to listen on: give --serial PORT and/or --listen udp://HOST:PORT")
         if a.baud <= 0:
             raise SystemExit2("--baud must be positive")
+        if not 1 <= a.group_commit <= 10000:
+            raise SystemExit2("--group-commit must be 1..10000")
     except SystemExit2 as e:
         return _fail(prog, e)
 
@@ -437,7 +509,7 @@ def main_bridge(argv=None) -> int:
     except (ValueError, RegistryError, StoreError, LinkError, ImportError) as e:
         return _fail(prog, e)
 
-    bridge = Bridge(store, registry, uplinks, links, log, print_every=a.print_every)
+    bridge = Bridge(store, registry, uplinks, links, log, print_every=a.print_every, group_max=a.group_commit)
     done = threading.Event()
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, lambda *_: done.set())

@@ -75,9 +75,11 @@ def decode_chunk(chunk: bytes, key_for, aad: bytes = cose.AAD_UP, allowed=schema
     return decode_body(framing.decode_frame(chunk), key_for, aad, allowed)
 
 
-def encode_downlink(key: bytes, device: str, seq: int, payload: dict) -> bytes:
-    """Build a framed downlink command (direction-bound with external AAD b'd')."""
-    messages.validate(payload, messages.DOWNLINK)
+def encode_downlink(key: bytes, device: str, seq: int, payload: dict, check: bool = True) -> bytes:
+    """Build a framed downlink command (direction-bound with external AAD b'd').
+    check=False skips the schema check for a payload the caller built itself (an ack)."""
+    if check:
+        messages.validate(payload, messages.DOWNLINK)
     prot = cbor2.dumps({1: cose.ALG_HMAC_256_64, 6: cose.piv_bytes(seq)})
     raw = cbor2.dumps(payload, canonical=True)
     env = cbor2.dumps(cbor2.CBORTag(cose.TAG_MAC0, [prot, {4: device.encode()}, raw,

@@ -454,14 +454,14 @@ def figures(fleet, msgs, seconds):
 class Run:
     """A fleet and its bridge process; owns a temporary directory unless given one."""
 
-    def __init__(self, devices, workdir=None, seed=1, ack_timeout=1.0):
+    def __init__(self, devices, workdir=None, seed=1, ack_timeout=1.0, bridge_args=()):
         self._tmp = None
         if workdir is None:
             self._tmp = tempfile.TemporaryDirectory(prefix="loadgen-")
             workdir = self._tmp.name
         self.dir = Path(workdir)
         self.registry = self.dir / "registry.json"
-        self.bridge = BridgeProcess(self.dir, self.registry)
+        self.bridge = BridgeProcess(self.dir, self.registry, extra=bridge_args)
         self.fleet = Fleet(devices, self.bridge.addr, seed, ack_timeout, self.bridge.uplink)
         self.fleet.write_registry(self.registry)
         self.rss_peak = 0
@@ -526,9 +526,10 @@ class Run:
 
 
 # ---------------------------------------------------------------------------- modes
-def steady(devices=1000, seconds=20.0, interval=10.0, drain=10.0, seed=1, ack_timeout=1.0, workdir=None):
+def steady(devices=1000, seconds=20.0, interval=10.0, drain=10.0, seed=1, ack_timeout=1.0, workdir=None,
+           bridge_args=()):
     """Mode (a): every device reports every `interval` s (random phase) for `seconds`."""
-    with Run(devices, workdir, seed, ack_timeout) as r:
+    with Run(devices, workdir, seed, ack_timeout, bridge_args) as r:
         st = r.phase(devices / float(interval), seconds, drain)
     st["mode"] = "steady"
     st["interval_s"] = interval
@@ -538,13 +539,13 @@ def steady(devices=1000, seconds=20.0, interval=10.0, drain=10.0, seed=1, ack_ti
 
 
 def ramp(devices=1000, start=100.0, factor=1.3, step_s=4.0, budget_s=60.0, drain=3.0, max_p99=1.0,
-         seed=1, ack_timeout=1.0, workdir=None, log=None):
+         seed=1, ack_timeout=1.0, workdir=None, log=None, bridge_args=()):
     """Mode (b): raise the offered rate step by step until a step loses a message, its
     send->ack p99 exceeds `max_p99` s, or the time budget would be exceeded."""
     log = log or (lambda st: None)
     steps, best, stop = [], None, "budget"
     t_end = time.monotonic() + budget_s
-    with Run(devices, workdir, seed, ack_timeout) as r:
+    with Run(devices, workdir, seed, ack_timeout, bridge_args) as r:
         rate = start
         for _ in range(100):  # bounded
             if time.monotonic() + step_s + drain > t_end:
@@ -589,15 +590,20 @@ def main(argv=None) -> int:
     p.add_argument("--ack-timeout", type=float, default=1.0, help="first resend timeout (s), doubling")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--json", action="store_true", help="print the figures as JSON")
+    p.add_argument("--group-commit", type=int, default=None, metavar="N",
+                   help="the bridge's --group-commit (1: one COMMIT per frame, the path before group commit)")
     a = p.parse_args(argv)
-    if not 1 <= a.devices <= 5000:
-        p.error("--devices must be 1..5000")
+    if not 1 <= a.devices <= 10000:
+        p.error("--devices must be 1..10000")
+    if a.group_commit is not None and not 1 <= a.group_commit <= 10000:
+        p.error("--group-commit must be 1..10000")
+    bargs = [] if a.group_commit is None else ["--group-commit", str(a.group_commit)]
     if not 0 < a.seconds <= 600 or not 0 < a.budget <= 600 or not 0 < a.step <= a.budget \
             or a.interval <= 0 or a.factor <= 1 or a.start <= 0 or a.ack_timeout <= 0:
         p.error("times must be positive and bounded (<= 600 s), --factor > 1")
     if a.ramp:
         out = ramp(a.devices, a.start, a.factor, a.step, a.budget, seed=a.seed, ack_timeout=a.ack_timeout,
-                   log=None if a.json else (lambda st: print(describe(st), flush=True)))
+                   bridge_args=bargs, log=None if a.json else (lambda st: print(describe(st), flush=True)))
         if a.json:
             print(json.dumps(out, indent=1))
         else:
@@ -608,7 +614,7 @@ def main(argv=None) -> int:
                                                    (best["offered_msg_s"], best["rate_msg_s"])))
             print("bridge counters: %s" % json.dumps(out["bridge_counters"]))
         return 0
-    st = steady(a.devices, a.seconds, a.interval, seed=a.seed, ack_timeout=a.ack_timeout)
+    st = steady(a.devices, a.seconds, a.interval, seed=a.seed, ack_timeout=a.ack_timeout, bridge_args=bargs)
     if a.json:
         print(json.dumps(st, indent=1))
     else:

@@ -12,6 +12,8 @@ Everything the reliability contract needs lives here, so a crash loses nothing:
   audit     operator decisions that need a trace (a consent raise the customer confirmed)
 
 synchronous=FULL: a COMMIT is on disk when it returns, and the bridge acks only after it.
+Group commit (store_messages): the frames that reach the bridge together are stored in
+one transaction, so one fsync covers them all, and each is acked after that COMMIT.
 One connection per Store, serialised by a lock; other processes (send, monitor) open their
 own connection, and busy_timeout lets writers from several processes take turns.
 """
@@ -155,49 +157,67 @@ class Store:
         return row[0] if row else None
 
     def store_message(self, msg, body: bytes, link: str, uplinks, now: float | None = None) -> int:
-        """Store one new message and its outbox rows, commit, return the ack's downlink seq.
+        """Store one new message and its outbox rows, commit, return the ack's downlink seq."""
+        return self.store_messages([(msg, body, link)], uplinks, now)[0]
 
-        The ack's downlink seq comes from the lease (next_down_seq); when the lease runs
-        out, its extension rides in the same transaction, so a new message costs one fsync.
+    def store_messages(self, items, uplinks, now: float | None = None) -> list[int]:
+        """Group commit: store new messages [(msg, body, link)] and their outbox rows in ONE
+        transaction, commit once, return each one's ack downlink seq (in order).
+
+        One COMMIT (one fsync with synchronous=FULL) for all of them: frames that arrive
+        together share its cost, and every one of them is on disk when this returns, so
+        the caller may ack them all. If the COMMIT fails, none is stored (ROLLBACK) and
+        none may be acked. The ack's downlink seq comes from the lease (next_down_seq);
+        when a lease runs out its extension rides in the same transaction.
         """
         now = time.time() if now is None else now
-        doc = msg.to_json()
-        doc["received_at"] = now
-        lease = []
+        rows, docs = [], []
+        for msg, body, link in items:
+            doc = msg.to_json()
+            doc["received_at"] = now
+            docs.append(doc)
+            rows.append((msg.device, msg.seq, msg.type, json.dumps(doc), bytes(body), now, link))
+        # one UPDATE per device with its last values (a batch may hold several of its frames)
+        per_dev: dict = {}
+        for (msg, _, link), doc, row in zip(items, docs, rows):
+            d = per_dev.setdefault(msg.device, {})
+            d["max_seq"] = max(d.get("max_seq", -1), msg.seq)
+            d["last_seen"], d["link"] = now, link
+            if msg.type == "level":
+                d["level"] = row[3]
+            elif msg.type == "hello":
+                d["hello"], d["consent"] = row[3], doc.get("consent")
+            elif msg.type == "event" and doc.get("kind") == 5 and doc.get("value") is not None:
+                d["consent"] = doc["value"]  # consent_changed carries the new level as value
+        leases: dict = {}
 
         def work():
-            self.db.execute("INSERT INTO messages(device, seq, type, json, body, received_at, link) "
-                            "VALUES (?,?,?,?,?,?,?)",
-                            (msg.device, msg.seq, msg.type, json.dumps(doc), bytes(body), now, link))
+            self.db.executemany("INSERT INTO messages(device, seq, type, json, body, received_at, link) "
+                                "VALUES (?,?,?,?,?,?,?)", rows)
             self.db.executemany("INSERT OR IGNORE INTO outbox(uplink, device, seq) VALUES (?,?,?)",
-                                [(u, msg.device, msg.seq) for u in uplinks])
-            self.db.execute("INSERT OR IGNORE INTO devices(device) VALUES (?)", (msg.device,))
-            sets = ["max_seq=MAX(max_seq, ?)", "last_seen=?", "link=?"]
-            vals = [msg.seq, now, link]
-            if msg.type == "level":
-                sets.append("level=?")
-                vals.append(json.dumps(doc))
-            elif msg.type == "hello":
-                sets += ["hello=?", "consent=?"]
-                vals += [json.dumps(doc), doc.get("consent")]
-            elif msg.type == "event" and doc.get("kind") == 5 and doc.get("value") is not None:
-                sets.append("consent=?")  # consent_changed carries the new level as value
-                vals.append(doc["value"])
-            self.db.execute("UPDATE devices SET %s WHERE device=?" % ", ".join(sets), vals + [msg.device])
-            dseq, state = self._take_down_seq(msg.device)
-            lease.append(state)
-            return dseq
+                                [(u, msg.device, msg.seq) for msg, _, _ in items for u in uplinks])
+            self.db.executemany("INSERT OR IGNORE INTO devices(device) VALUES (?)", [(d,) for d in per_dev])
+            for dev, d in per_dev.items():
+                sets = ["max_seq=MAX(max_seq, ?)"] + ["%s=?" % k for k in d if k != "max_seq"]
+                self.db.execute("UPDATE devices SET %s WHERE device=?" % ", ".join(sets),
+                                [d["max_seq"]] + [v for k, v in d.items() if k != "max_seq"] + [dev])
+            dseqs = []
+            for msg, _, _ in items:
+                dseq, leases[msg.device] = self._take_down_seq(msg.device, leases.get(msg.device))
+                dseqs.append(dseq)
+            return dseqs
 
         with self._lock:
-            dseq = self._tx(work)
-            self._down[msg.device] = lease[0]  # only once the lease (if extended) is on disk
-            return dseq
+            dseqs = self._tx(work)
+            self._down.update(leases)  # only once the leases (if extended) are on disk
+            return dseqs
 
-    def _take_down_seq(self, device: str):
+    def _take_down_seq(self, device: str, st=None):
         """(seq, new in-memory state); extends the persisted lease when it is used up.
         The caller holds the lock and is inside a transaction; it installs the state
-        only after COMMIT, so a failed commit never hands out an unpersisted seq."""
-        st = self._down.get(device)
+        only after COMMIT, so a failed commit never hands out an unpersisted seq.
+        `st`: this transaction's state so far for the device (a batch with several acks)."""
+        st = st or self._down.get(device)
         if st is None:
             row = self.db.execute("SELECT down_seq FROM devices WHERE device=?", (device,)).fetchone()
             hw = row[0] if row else 0
@@ -303,6 +323,11 @@ class Store:
             if isinstance(lvl, int):
                 level = lvl if level is None else min(level, lvl)
         return level
+
+    def downlink_devices(self) -> set:
+        """The devices with commands not yet sent (one indexed query for a whole batch)."""
+        with self._lock:
+            return {r[0] for r in self.db.execute("SELECT DISTINCT device FROM downlink WHERE sent_at IS NULL")}
 
     def pending_downlinks(self, device: str | None = None) -> list[tuple]:
         """[(id, device, name, fields)] not yet sent, oldest first."""
