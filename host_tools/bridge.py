@@ -28,7 +28,7 @@ import sys
 import threading
 import time
 
-from host_tools import codec
+from host_tools import bridgeconf, codec
 from host_tools.links import LinkError, SerialLink, UdpLink
 from host_tools.registry import Registry, RegistryError, registry_path
 from host_tools.store import Store, StoreError, consent_is_lowering, status_path
@@ -485,8 +485,12 @@ def main_bridge(argv=None) -> int:
     p.add_argument("--group-commit", type=int, default=256, metavar="N",
                    help="frames that arrive together share one durable COMMIT, at most N (default 256; "
                         "1: one COMMIT per frame)")
+    bridgeconf.add_arguments(p)
     try:
-        a = p.parse_args(argv)
+        try:
+            a = bridgeconf.parse_with_config(p, argv)
+        except bridgeconf.ConfigError as e:
+            raise SystemExit2(str(e)) from None
         if not a.uplink:
             raise SystemExit2("at least one --uplink URL is required")
         if not a.serial and not a.listen:
@@ -510,16 +514,23 @@ def main_bridge(argv=None) -> int:
         return _fail(prog, e)
 
     bridge = Bridge(store, registry, uplinks, links, log, print_every=a.print_every, group_max=a.group_commit)
+    try:
+        extras = bridgeconf.attach(bridge, a, log)   # Home Assistant, metrics
+    except (ValueError, ImportError) as e:
+        store.close()
+        return _fail(prog, e)
     done = threading.Event()
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, lambda *_: done.set())
     bridge.start()
+    extras.start()
     try:
         while not done.wait(0.5):
             pass
     except KeyboardInterrupt:
         pass
-    bridge.stop()
+    extras.stop()
+    bridge.stop()   # links first (a batch being committed finishes and is acked), then the store
     return 0
 
 
