@@ -167,11 +167,11 @@ class BridgeCore:
         first commits the group, so dedupe always sees what is stored. Returns the outcomes.
         """
         out = [None] * len(items)
-        group = []   # [(index, msg, body, reply, link)] verified, new, not yet committed
+        group = []   # [(index, msg, body, reply, link, key)] verified, new, not yet committed
         pending = {}  # device -> highest seq in the group
         with self.lock:
             for i, (chunk, reply, link) in enumerate(items):
-                msg, body = self._verify(chunk, link)
+                msg, body, key = self._verify(chunk, link)
                 if msg is None:
                     out[i] = body
                     continue
@@ -181,27 +181,29 @@ class BridgeCore:
                 if msg.seq <= self.max_seq.get(msg.device, -1):
                     out[i] = self._old_seq(msg, body, reply, link)
                 else:
-                    group.append((i, msg, body, reply, link))
+                    group.append((i, msg, body, reply, link, key))
                     pending[msg.device] = msg.seq
             self._commit_group(group, out)
         return out
 
     def _verify(self, chunk, link):
-        """(msg, body), or (None, outcome) for a chunk that is not a verified message."""
+        """(msg, body, key), or (None, outcome, None) for a chunk that is not a verified message."""
         self.count("frames")
         body, err = deframe(chunk)
         if err:
             self.count(err)
             self.log(err, link=link, size=len(chunk))
-            return None, err
+            return None, err, None
         called = []
 
         def key_for(kid):
             called.append(kid)
-            return self.registry.key_for(kid)
+            key = self.registry.key_for(kid)
+            called.append(key)
+            return key
 
         try:
-            return codec.decode_body(body, key_for), body
+            return codec.decode_body(body, key_for), body, called[1]  # the key signs its ack
         except AuthError as e:
             if called and self.registry.key_for(called[0]) is None:
                 what, dev = "unknown_device", called[0].decode("ascii", "replace")
@@ -211,11 +213,11 @@ class BridgeCore:
                 what, dev = "malformed", None
             self.count(what)
             self.log(what, link=link, device=dev, error=str(e))
-            return None, what
+            return None, what, None
         except DecodeError as e:
             self.count("malformed")
             self.log("malformed", link=link, error=str(e))
-            return None, "malformed"
+            return None, "malformed", None
 
     def _old_seq(self, msg, body, reply, link) -> str:
         """A seq at or below the highest stored: an exact retransmission (re-ack) or a replay."""
@@ -272,13 +274,13 @@ class BridgeCore:
         group.clear()
         self.on_commit(len(stored))
         waiting = self.store.downlink_devices() if stored else set()  # one query per group
-        for (i, msg, _, reply, link), dseq in stored:
+        for (i, msg, _, reply, link, key), dseq in stored:
             dev, seq = msg.device, msg.seq
             self.max_seq[dev] = seq
             self.count("stored")
             self.log("frame", link=link, device=dev, seq=seq, type=msg.type)
             self.routes[dev] = (link, reply, now)   # a fresh, verified seq: the device is here
-            if self._send(dev, dseq, {0: messages.ACK, 1: seq}, reply, link, "ack"):
+            if self._send(dev, dseq, {0: messages.ACK, 1: seq}, reply, link, "ack", key):
                 self.count("acks")
             self.on_message(msg)
             if dev in waiting:
@@ -292,8 +294,8 @@ class BridgeCore:
         self.log("store_error", device=dev, seq=seq, error=str(e))
         return "store_errors"
 
-    def _send(self, dev, dseq, payload, reply, link, what):
-        key = self.registry.key_for(dev)
+    def _send(self, dev, dseq, payload, reply, link, what, key=None):
+        key = key or self.registry.key_for(dev)
         if key is None:  # removed from the registry since the frame was verified
             self.log("downlink_failed", device=dev, link=link, what=what, error="unknown device")
             return False

@@ -134,15 +134,26 @@ class Store:
             self.db.close()
 
     # -- transactions: explicit BEGIN IMMEDIATE / COMMIT (autocommit connection) --
-    def _tx(self, fn, *args):
+    def _tx(self, fn, *args, durable: bool = True):
+        """durable=False: this COMMIT is not fsynced (synchronous=NORMAL for it alone).
+        Only for bookkeeping that may be lost in a power cut without harm (forwarded
+        flags: the records are forwarded again, and the uplinks dedupe on the
+        idempotency key). WAL frames are written in order, so the next durable COMMIT's
+        fsync makes it durable too, and a lost one never takes a durable one with it."""
         with self._lock:
-            self.db.execute("BEGIN IMMEDIATE")
+            if not durable:
+                self.db.execute("PRAGMA synchronous=NORMAL")
             try:
-                out = fn(*args)
-            except BaseException:
-                self.db.execute("ROLLBACK")
-                raise
-            self.db.execute("COMMIT")  # synchronous=FULL: durable when this returns
+                self.db.execute("BEGIN IMMEDIATE")
+                try:
+                    out = fn(*args)
+                except BaseException:
+                    self.db.execute("ROLLBACK")
+                    raise
+                self.db.execute("COMMIT")  # synchronous=FULL: durable when this returns
+            finally:
+                if not durable:
+                    self.db.execute("PRAGMA synchronous=FULL")
             self.commits += 1
             return out
 
@@ -265,7 +276,7 @@ class Store:
         now = time.time() if now is None else now
         self._tx(lambda: self.db.executemany(
             "UPDATE outbox SET forwarded=1, forwarded_at=?, attempts=attempts+1, last_error=NULL WHERE id=?",
-            [(now, i) for i in ids]))
+            [(now, i) for i in ids]), durable=False)  # lost in a power cut: forwarded again, deduped
 
     def mark_failed(self, oid: int, error: str) -> None:
         self._tx(lambda: self.db.execute(
