@@ -150,7 +150,9 @@ class BridgeCore:
         self.reacks = reacks or ReackLimiter()
         self.group_max = max(1, int(group_max))  # frames per COMMIT at most (1: one fsync per frame)
         self.on_commit = lambda n: None       # hooks (metrics, Home Assistant): frames per commit,
-        self.on_message = lambda msg: None    # and each newly stored message after its ack
+        self.on_message = lambda msg: None    # and each newly stored message after its ack,
+        self.on_ack = lambda seconds: None    # and its frame -> ack time
+        self._t_read = 0.0
 
     # ------------------------------------------------------------------ uplink frames
     def handle_chunk(self, chunk: bytes, reply, link: str = "?") -> str:
@@ -167,6 +169,7 @@ class BridgeCore:
         first commits the group, so dedupe always sees what is stored. Returns the outcomes.
         """
         out = [None] * len(items)
+        self._t_read = time.monotonic()   # when the link handed these over (frame -> ack latency)
         group = []   # [(index, msg, body, reply, link, key)] verified, new, not yet committed
         pending = {}  # device -> highest seq in the group
         with self.lock:
@@ -282,6 +285,7 @@ class BridgeCore:
             self.routes[dev] = (link, reply, now)   # a fresh, verified seq: the device is here
             if self._send(dev, dseq, {0: messages.ACK, 1: seq}, reply, link, "ack", key):
                 self.count("acks")
+                self.on_ack(time.monotonic() - self._t_read)
             self.on_message(msg)
             if dev in waiting:
                 self._deliver(dev)

@@ -104,7 +104,7 @@ def parse_with_config(p, argv):
 
 def parse_hostport(text: str):
     host, sep, port = text.rpartition(":")
-    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+    if not sep or not port.isdigit() or not 0 <= int(port) < 65536:   # 0: any free port
         raise ConfigError("--metrics must be HOST:PORT, not %r" % text)
     return host.strip("[]") or "0.0.0.0", int(port)
 
@@ -117,7 +117,8 @@ class Extras:
 
     def start(self):
         for part in self.parts:
-            part.start()
+            if not getattr(part, "server", None):   # metrics serve from attach() on
+                part.start()
         return self
 
     def stop(self):
@@ -141,7 +142,7 @@ def attach(bridge, a, log) -> Extras:
     if a.metrics:
         from host_tools.metrics import Metrics
         host, port = parse_hostport(a.metrics)
-        ex.parts.append(Metrics(bridge, host, port, log))
+        ex.parts.append(Metrics(bridge, host, port, log, silent_s=a.ha_silence).start())  # bind now
     return ex
 
 

@@ -313,6 +313,11 @@ class Fleet:
         try:
             for i in range(n):
                 d = Device(i, self.rng, ack_timeout)
+                while d.sock.getsockname()[1] == addr[1]:  # 10,000 sockets: one may take the bridge's port
+                    d.sock.close()
+                    d.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                    d.sock.bind((HOST, 0))
+                    d.sock.setblocking(False)
                 self.devices.append(d)
                 self.sel.register(d.sock, selectors.EVENT_READ, d)
         except BaseException:

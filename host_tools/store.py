@@ -368,6 +368,13 @@ class Store:
                  "level": json.loads(r[4]) if r[4] else None, "hello": json.loads(r[5]) if r[5] else None,
                  "consent": r[6], "queue": r[7], "downlink_pending": r[8]} for r in rows]
 
+    def device_activity(self, silent_before: float) -> tuple[int, int]:
+        """(devices seen, of those last seen before `silent_before`) for the metrics."""
+        with self._lock:
+            n, silent = self.db.execute("SELECT COUNT(*), COALESCE(SUM(last_seen IS NULL OR last_seen < ?), 0) "
+                                        "FROM devices", (silent_before,)).fetchone()
+        return n, silent
+
     def history(self, device: str, types=("level", "event")) -> list[dict]:
         q = ",".join("?" * len(types))
         with self._lock:
