@@ -475,9 +475,10 @@ def _fail(prog, msg) -> int:
     return 2
 
 
-def main_bridge(argv=None) -> int:
-    prog = "consumables bridge"
-    p = _Parser(prog=prog, description="Receive device frames (serial, UDP), verify, store, ack, forward.")
+def bridge_parser(prog="consumables bridge", description="Receive device frames (serial, UDP), verify, store, "
+                                                           "ack, forward.") -> argparse.ArgumentParser:
+    """The bridge's options (`consumables doctor` checks a setup given by the same ones)."""
+    p = _Parser(prog=prog, description=description)
     p.add_argument("--serial", action="append", default=[], metavar="PORT", help="serial port (repeatable)")
     p.add_argument("--baud", type=int, default=115200, help="serial baud rate (default 115200)")
     p.add_argument("--listen", action="append", default=[], metavar="udp://HOST:PORT", help="UDP listen address")
@@ -492,6 +493,12 @@ def main_bridge(argv=None) -> int:
                    help="frames that arrive together share one durable COMMIT, at most N (default 256; "
                         "1: one COMMIT per frame)")
     bridgeconf.add_arguments(p)
+    return p
+
+
+def main_bridge(argv=None) -> int:
+    prog = "consumables bridge"
+    p = bridge_parser(prog)
     try:
         try:
             a = bridgeconf.parse_with_config(p, argv)

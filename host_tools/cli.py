@@ -15,6 +15,8 @@ COMMANDS = {
     "monitor": ("host_tools.monitor", "main_monitor", "live table of devices from the bridge's store"),
     "plot": ("host_tools.plot", "main_plot", "plot a device's level history and forecast to a PNG"),
     "decode": ("host_tools.decode", "main_decode", "decode frames (hex) to JSON, verifying with the registry"),
+    "doctor": ("host_tools.doctor", "main_doctor", "check a bridge setup (registry, database, ports, brokers)"),
+    "service": ("host_tools.service", "main_service", "install the bridge as a systemd service (--user|--system)"),
 }
 
 
