@@ -84,7 +84,7 @@ def deframe(chunk: bytes) -> tuple[bytes | None, str | None]:
     if len(chunk) > framing.MAX_FRAME:
         return None, "noise"
     try:
-        raw = framing.cobs_decode(chunk)
+        raw = codec.cobs_decode(chunk)
     except FrameError:
         return None, "noise"
     if len(raw) < 3:
@@ -170,6 +170,7 @@ class BridgeCore:
         """
         out = [None] * len(items)
         self._t_read = time.monotonic()   # when the link handed these over (frame -> ack latency)
+        self.count("frames", len(items))
         group = []   # [(index, msg, body, reply, link, key)] verified, new, not yet committed
         pending = {}  # device -> highest seq in the group
         with self.lock:
@@ -191,7 +192,6 @@ class BridgeCore:
 
     def _verify(self, chunk, link):
         """(msg, body, key), or (None, outcome, None) for a chunk that is not a verified message."""
-        self.count("frames")
         body, err = deframe(chunk)
         if err:
             self.count(err)
@@ -277,19 +277,21 @@ class BridgeCore:
         group.clear()
         self.on_commit(len(stored))
         waiting = self.store.downlink_devices() if stored else set()  # one query per group
+        self.count("stored", len(stored))
+        acks = 0
         for (i, msg, _, reply, link, key), dseq in stored:
             dev, seq = msg.device, msg.seq
             self.max_seq[dev] = seq
-            self.count("stored")
             self.log("frame", link=link, device=dev, seq=seq, type=msg.type)
             self.routes[dev] = (link, reply, now)   # a fresh, verified seq: the device is here
             if self._send(dev, dseq, {0: messages.ACK, 1: seq}, reply, link, "ack", key):
-                self.count("acks")
+                acks += 1
                 self.on_ack(time.monotonic() - self._t_read)
             self.on_message(msg)
             if dev in waiting:
                 self._deliver(dev)
             out[i] = "stored"
+        self.count("acks", acks)
         if stored:
             self.on_stored()
 
@@ -303,7 +305,10 @@ class BridgeCore:
         if key is None:  # removed from the registry since the frame was verified
             self.log("downlink_failed", device=dev, link=link, what=what, error="unknown device")
             return False
-        frame = codec.encode_downlink(key, dev, dseq, payload, check=what != "ack")
+        if what == "ack":
+            frame = codec.encode_ack(key, dev, dseq, payload[1])
+        else:
+            frame = codec.encode_downlink(key, dev, dseq, payload)
         try:
             reply(frame)
         except (LinkError, OSError) as e:

@@ -208,10 +208,13 @@ class Store:
             self.db.executemany("INSERT OR IGNORE INTO outbox(uplink, device, seq) VALUES (?,?,?)",
                                 [(u, msg.device, msg.seq) for msg, _, _ in items for u in uplinks])
             self.db.executemany("INSERT OR IGNORE INTO devices(device) VALUES (?)", [(d,) for d in per_dev])
+            shapes: dict = {}   # the columns a device's UPDATE sets -> its rows (one executemany each)
             for dev, d in per_dev.items():
-                sets = ["max_seq=MAX(max_seq, ?)"] + ["%s=?" % k for k in d if k != "max_seq"]
-                self.db.execute("UPDATE devices SET %s WHERE device=?" % ", ".join(sets),
-                                [d["max_seq"]] + [v for k, v in d.items() if k != "max_seq"] + [dev])
+                cols = tuple(k for k in d if k != "max_seq")
+                shapes.setdefault(cols, []).append([d["max_seq"]] + [d[k] for k in cols] + [dev])
+            for cols, vals in shapes.items():
+                sets = ["max_seq=MAX(max_seq, ?)"] + ["%s=?" % k for k in cols]
+                self.db.executemany("UPDATE devices SET %s WHERE device=?" % ", ".join(sets), vals)
             dseqs = []
             for msg, _, _ in items:
                 dseq, leases[msg.device] = self._take_down_seq(msg.device, leases.get(msg.device))
