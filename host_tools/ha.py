@@ -224,6 +224,7 @@ class HomeAssistant:
         self.client = None
         self.connected = threading.Event()
         self.announcements = 0
+        self._next_poll = 0.0
 
     # ------------------------------------------------------------ lifecycle
     def start(self):
@@ -400,15 +401,19 @@ class HomeAssistant:
                 self._announce_all()
             return
         now = time.time()
+        known = set(self.registry.devices())   # one look at the registry file per tick
+        poll = now >= self._next_poll
+        if poll:
+            self._next_poll = now + 5.0         # order status: from the store every 5 s
         for d in list(self.devices.values()):
-            if self.registry.key_for(d.name) is None:
+            if d.name not in known:
                 if d.configs:
                     self.remove(d)
                 continue
             if d.online and now - d.last_seen > self.silence_s:
                 self._pub(topics(self.bridge, d.name)["availability"], "offline")
                 d.online = False
-            if "order_status" in allowed(d.consent):
+            if poll and "order_status" in allowed(d.consent):
                 sent = [x for x in self.store.sent_downlinks(d.name) if x["type"] == "order_status"]
                 if sent:
                     st = schema.STATUS_NAMES.get(sent[-1]["fields"].get("status"))

@@ -108,3 +108,13 @@ def test_lowered_consent_clears_retained_level(world):
     late.close()
     assert not any("/level" in t or "/remaining/" in t for t in retained)
     assert "homeassistant/event/dev1/order/config" in retained
+
+
+def test_last_order_status_follows_what_was_sent(world):
+    core, ha, sub, broker, tmp = world
+    ha.start()
+    core.handle_chunk(chunk(frame(1, HELLO)), Replies())
+    assert wait_for(lambda: sub.last("homeassistant/sensor/dev1/order_status/config"), 10)
+    did = core.store.queue_downlink(DEV, "order_status", {"key": "dev1-b1", "status": 2})
+    core.store.mark_downlink_sent(did, 7, "test")
+    assert wait_for(lambda: sub.last("consumables/b1/dev1/order_status") == "shipped", 10)
