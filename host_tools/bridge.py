@@ -152,7 +152,6 @@ class BridgeCore:
         self.on_commit = lambda n: None       # hooks (metrics, Home Assistant): frames per commit,
         self.on_message = lambda msg: None    # and each newly stored message after its ack,
         self.on_ack = lambda seconds: None    # and its frame -> ack time
-        self._t_read = 0.0
 
     # ------------------------------------------------------------------ uplink frames
     def handle_chunk(self, chunk: bytes, reply, link: str = "?") -> str:
@@ -169,7 +168,7 @@ class BridgeCore:
         first commits the group, so dedupe always sees what is stored. Returns the outcomes.
         """
         out = [None] * len(items)
-        self._t_read = time.monotonic()   # when the link handed these over (frame -> ack latency)
+        t_read = time.monotonic()   # when the link handed these over (frame -> ack latency)
         self.count("frames", len(items))
         group = []   # [(index, msg, body, reply, link, key)] verified, new, not yet committed
         pending = {}  # device -> highest seq in the group
@@ -180,14 +179,14 @@ class BridgeCore:
                     out[i] = body
                     continue
                 if msg.seq <= pending.get(msg.device, -1) or len(group) >= self.group_max:
-                    self._commit_group(group, out)
+                    self._commit_group(group, out, t_read)
                     pending.clear()
                 if msg.seq <= self.max_seq.get(msg.device, -1):
                     out[i] = self._old_seq(msg, body, reply, link)
                 else:
                     group.append((i, msg, body, reply, link, key))
                     pending[msg.device] = msg.seq
-            self._commit_group(group, out)
+            self._commit_group(group, out, t_read)
         return out
 
     def _verify(self, chunk, link):
@@ -251,7 +250,7 @@ class BridgeCore:
             self.count("acks")
         return "duplicates"
 
-    def _commit_group(self, group, out) -> None:
+    def _commit_group(self, group, out, t_read: float) -> None:
         """Store a group with one COMMIT, then ack each frame (caller holds the lock).
         If the group's commit fails, each frame is tried alone, so one bad frame cannot
         keep the others from being stored; a frame that is not stored is never acked."""
@@ -286,7 +285,7 @@ class BridgeCore:
             self.routes[dev] = (link, reply, now)   # a fresh, verified seq: the device is here
             if self._send(dev, dseq, {0: messages.ACK, 1: seq}, reply, link, "ack", key):
                 acks += 1
-                self.on_ack(time.monotonic() - self._t_read)
+                self.on_ack(time.monotonic() - t_read)
             self.on_message(msg)
             if dev in waiting:
                 self._deliver(dev)
