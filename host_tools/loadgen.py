@@ -80,6 +80,16 @@ def rss_kb(pid):
     return None
 
 
+def cpu_s(pid):
+    """User + system CPU seconds of a process so far (/proc/PID/stat), or None."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def free_udp_port():
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     s.bind((HOST, 0))
@@ -127,6 +137,9 @@ class BridgeProcess:
 
     def rss_kb(self):
         return rss_kb(self.proc.pid) if self.proc and self.proc.poll() is None else None
+
+    def cpu_s(self):
+        return cpu_s(self.proc.pid) if self.proc and self.proc.poll() is None else None
 
     def stop(self, grace=10.0):
         if self.proc is None:
@@ -515,6 +528,7 @@ class Run:
         heapq.heapify(sched)
         first, over0, res0 = len(f.msgs), f.overflow, f.resends
         cpu0 = time.process_time()
+        bcpu0 = self.bridge.cpu_s() if hasattr(self.bridge, "cpu_s") else None
         f.run(sched, t0 + seconds, t0 + seconds + drain, on_tick=self.sample_rss)
         cpu = time.process_time() - cpu0
         msgs = f.msgs[first:]
@@ -523,6 +537,10 @@ class Run:
         st.update(offered_msg_s=rate, devices=n, seconds=seconds, overflow=f.overflow - over0,
                   resends=f.resends - res0, loadgen_cpu_s=round(cpu, 2))
         st["lost"] += st["overflow"]
+        bcpu1 = self.bridge.cpu_s() if bcpu0 is not None else None
+        st["bridge_cpu_s"] = None if bcpu1 is None else round(bcpu1 - bcpu0, 2)
+        st["bridge_cpu_us_per_msg"] = (round(1e6 * (bcpu1 - bcpu0) / max(1, st["acked"]))
+                                       if bcpu1 is not None else None)
         self.sample_rss()
         st["bridge_rss_kb"], st["bridge_rss_peak_kb"] = self.rss_last, self.rss_peak
         st["uplink_dups"] = f.tail.dups if f.tail else None
@@ -578,7 +596,8 @@ def describe(st) -> str:
             "(max %(send_ack_max_ms)s); send->uplink p50 %(send_uplink_p50_ms)s ms p99 %(send_uplink_p99_ms)s ms\n"
             "  bridge RSS %(bridge_rss_kb)s kB (peak %(bridge_rss_peak_kb)s kB); mean frame %(mean_frame_bytes)s B "
             "-> one 115200-baud line = %(serial_line_frames_s)s frames/s, this = x%(x_serial_line)s; "
-            "loadgen CPU %(loadgen_cpu_s)ss" % st)
+            "loadgen CPU %(loadgen_cpu_s)ss, bridge CPU %(bridge_cpu_s)ss (%(bridge_cpu_us_per_msg)s us per acked msg)"
+            % dict({"bridge_cpu_s": None, "bridge_cpu_us_per_msg": None}, **st))
 
 
 def main(argv=None) -> int:

@@ -148,8 +148,10 @@ class Registry:
             self.reloads += 1
             self.log("registry_reloaded", devices=len(self._keys))
 
-    def key_for(self, kid):
-        self.refresh()
+    def key_for(self, kid, refresh: bool = True):
+        """refresh=False: the keys as last loaded (the bridge refreshes once per batch)."""
+        if refresh:
+            self.refresh()
         if isinstance(kid, bytes):
             kid = kid.decode("ascii", "replace")
         return self._keys.get(kid)
