@@ -520,7 +520,7 @@ def main_bridge(argv=None) -> int:
     except SystemExit2 as e:
         return _fail(prog, e)
 
-    log = JsonLog()
+    log = JsonLog(quiet=bridgeconf.PER_MESSAGE if a.quiet else ())
     try:
         uplinks = [make_uplink(u) for u in a.uplink]
         registry = Registry(registry_path(a.registry), log)

@@ -12,6 +12,7 @@ option given there (--serial, --listen, --uplink) replaces the file's list. Keys
     db = "/var/lib/smart-consumables/bridge.sqlite"
     group_commit = 256
     print_every = 60
+    quiet = true                       # no log line per message (see --quiet)
     [home_assistant]                   # same as --ha URL --ha-prefix P --ha-silence S --ha-bridge-id ID
     broker = "mqtt://localhost:1883"
     prefix = "homeassistant"
@@ -27,7 +28,8 @@ from __future__ import annotations
 import os
 
 TOP = {"serial": list, "listen": list, "uplink": list, "baud": int, "registry": str, "db": str,
-       "group_commit": int, "print_every": (int, float)}
+       "group_commit": int, "print_every": (int, float), "quiet": bool}
+PER_MESSAGE = ("frame", "duplicate", "forwarded")   # the log events --quiet leaves out
 SECTIONS = {"home_assistant": {"broker": ("ha", str), "prefix": ("ha_prefix", str),
                                "silence_s": ("ha_silence", (int, float)), "bridge_id": ("ha_bridge_id", str)},
             "metrics": {"listen": ("metrics", str)}}
@@ -40,6 +42,9 @@ class ConfigError(ValueError):
 def add_arguments(p) -> None:
     """The options of the optional parts, on the bridge's parser."""
     p.add_argument("--config", metavar="FILE", help="TOML configuration file (the command line overrides it)")
+    p.add_argument("--quiet", action="store_true", default=False,
+                   help="no log line per message (frame, duplicate, forwarded); errors and the counters "
+                        "still are: for a busy bridge (journald rate-limits a chatty service)")
     p.add_argument("--ha", metavar="mqtt://HOST:PORT", default=None,
                    help="publish Home Assistant MQTT discovery and states to this broker")
     p.add_argument("--ha-prefix", default="homeassistant", help="Home Assistant discovery prefix")
@@ -83,7 +88,7 @@ def load(path) -> dict:
 
 
 def _typed(path, name, v, typ):
-    if isinstance(v, bool) or not isinstance(v, typ):
+    if (isinstance(v, bool) and typ is not bool) or not isinstance(v, typ):
         want = typ.__name__ if isinstance(typ, type) else "number"
         raise ConfigError("config %s: %s must be a %s" % (path, name, want if typ is not list else "list"))
     return v

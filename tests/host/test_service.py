@@ -44,6 +44,7 @@ def test_config_file_then_command_line_overrides(tmp_path):
     assert a.listen == ["udp://127.0.0.1:5683"] and a.group_commit == 64 and a.print_every == 0
     assert a.ha == "mqtt://h:1883" and a.ha_silence == 60 and a.metrics == "127.0.0.1:9464"
     assert a.ha_prefix == "homeassistant"                      # not in the file: the default
+    assert a.quiet is False
     a = bridgeconf.parse_with_config(bridge_parser(), ["--config", str(p), "--listen", "udp://127.0.0.1:9",
                                                        "--group-commit", "8", "--ha-silence", "5"])
     assert a.listen == ["udp://127.0.0.1:9"] and a.group_commit == 8 and a.ha_silence == 5
@@ -56,6 +57,7 @@ def test_config_file_then_command_line_overrides(tmp_path):
     ("[home_assistant]\nbrokr = 'x'\n", "unknown key home_assistant.brokr"),
     ("group_commit = 'many'\n", "group_commit must be a int"),
     ("baud = true\n", "baud must be a int"),
+    ("quiet = 1\n", "quiet must be a bool"),
     ("listen = [1]\n", "listen must be a list of strings"),
     ("[metrics\n", "config"),
 ])
@@ -64,6 +66,27 @@ def test_bad_config_is_one_line(tmp_path, capsys, text, msg):
     assert main_bridge(["--config", str(p)]) == 2
     err = capsys.readouterr().err
     assert msg in err and err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_quiet_leaves_out_per_message_lines(tmp_path):
+    """--quiet (or quiet = true): no line per frame, the counters and errors still."""
+    udp = free_port(socket.SOCK_DGRAM)
+    p = write_conf(tmp_path, conf_text(tmp_path, udp, "quiet = true\n").replace("print_every = 0", "print_every = 0.3"))
+    proc = subprocess.Popen([sys.executable, "-m", "host_tools.cli", "bridge", "--config", str(p)], cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    assert wait_for(lambda: (tmp_path / "b.sqlite.status.json").exists(), 15)
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.settimeout(3)
+    s.sendto(frame(1, HELLO), ("127.0.0.1", udp))
+    s.recvfrom(512)
+    s.sendto(frame(1, HELLO)[:-3] + b"\x00", ("127.0.0.1", udp))   # damaged: still logged
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(15) == 0
+    events = [json.loads(x)["event"] for x in proc.stderr.read().decode().splitlines() if x.startswith("{")]
+    assert "frame" not in events and "forwarded" not in events
+    assert "counters" in events and "bridge_stopped" in events
+    assert "bad_crc" in events or "noise" in events
 
 
 def test_missing_config_is_one_line(tmp_path, capsys):
