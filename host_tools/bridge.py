@@ -396,6 +396,7 @@ class Bridge:
             u.on_command = self.core.queue_command
         self.status_every, self.print_every = status_every, print_every
         self.status_file = status_path(self.store.path)
+        self._reader = None   # the status file's read-only connection (opened on first use)
         self._stop = threading.Event()
         self._house = threading.Thread(target=self._housekeeping, name="bridge-house", daemon=True)
         self.started = time.time()
@@ -424,17 +425,24 @@ class Bridge:
             self._house.join(3)
         self.write_status()
         self.log("bridge_stopped", **self.count.snapshot())
+        if self._reader is not None:
+            self._reader.close()
         self.store.close()
 
     def status(self) -> dict:
+        # read through a connection of its own: in WAL mode a reader never blocks the
+        # writer, so listing thousands of devices does not hold up a group commit
+        if self._reader is None:
+            self._reader = Store(self.store.path, readonly=True)
+        r = self._reader
         c = self.count.snapshot()
-        c["queued"] = self.store.queued()
+        c["queued"] = r.queued()
         return {"updated_at": time.time(), "started_at": self.started, "pid": os.getpid(),
                 "counters": c,
                 "links": [link.name for link in self.links],
-                "uplinks": [{"name": f.uplink.name, "queued": self.store.queued(f.uplink.name),
+                "uplinks": [{"name": f.uplink.name, "queued": r.queued(f.uplink.name),
                              "last_error": f.last_error} for f in self.forwarders],
-                "devices": self.store.devices()}
+                "devices": r.devices()}
 
     def write_status(self):
         """Atomic rewrite of DB.status.json, which the monitor reads."""
@@ -444,7 +452,7 @@ class Bridge:
             with open(tmp, "w") as f:
                 f.write(json.dumps(doc, default=str))  # json.dump writes piece by piece: ~10x slower
             os.replace(tmp, self.status_file)
-        except (OSError, sqlite3.Error) as e:
+        except (OSError, sqlite3.Error, StoreError) as e:
             self.log("status_error", error=str(e))
 
     def _housekeeping(self):
@@ -457,7 +465,8 @@ class Bridge:
             now = time.monotonic()
             if now >= next_status:
                 self.write_status()
-                next_status = now + self.status_every
+                # a big fleet's status takes a while to build: keep it under ~5% of the time
+                next_status = now + max(self.status_every, 20 * (time.monotonic() - now))
             if self.print_every and now >= next_print:
                 c = self.count.snapshot()
                 c["queued"] = self.store.queued()
