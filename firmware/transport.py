@@ -1,4 +1,6 @@
-"""Transport interface: send(frame_bytes) and poll() -> list of frame chunks, non-blocking.
+"""Transport interface: send(frame_bytes) and poll() -> list of frame chunks, non-blocking;
+ready() -> whether the link is up (the agent takes nothing out of its outbox before), and
+send() returns False for a frame the link refused (the outbox takes it back).
 
 A chunk is what lies between two 0x00 delimiters (protocol.wire.unpack takes it). Every
 transport carries the same framed bytes (COBS + CRC), a UART stream or one UDP datagram
