@@ -96,43 +96,46 @@ def check_payload(raw: bytes) -> None:
     key: {1: 500, 1: 5} is refused, not stored as 5), nesting at most 4, nothing after
     the item. Linear in the payload's length."""
     b = bytes(raw)
-    pos = [0]
+    i = _check_item(b, 0, 0)
+    if i != len(b):
+        raise DecodeError("%d bytes after the payload" % (len(b) - i))
 
-    def item(depth):
-        if depth > _MAX_PAYLOAD_DEPTH:
-            raise DecodeError("payload nested deeper than %d" % _MAX_PAYLOAD_DEPTH)
-        i = pos[0]
-        if i >= len(b):
-            raise DecodeError("payload truncated")
-        major = b[i] >> 5
+
+def _check_item(b: bytes, i: int, depth: int) -> int:
+    """check_payload for the item at b[i]: the index after it (every frame the bridge
+    stores passes here, so the common one-byte head is read inline)."""
+    if depth > _MAX_PAYLOAD_DEPTH:
+        raise DecodeError("payload nested deeper than %d" % _MAX_PAYLOAD_DEPTH)
+    if i >= len(b):
+        raise DecodeError("payload truncated")
+    ib = b[i]
+    major = ib >> 5
+    if ib & 31 < 24:
+        n, j = ib & 31, i + 1
+    else:
         n, j = _arg(b, i)
-        if major == 0:
-            pos[0] = j
-        elif major in (2, 3):
-            if j + n > len(b):
-                raise DecodeError("payload string runs past the end")
-            pos[0] = j + n
-        elif major == 4:
-            pos[0] = j
-            for _ in range(n):
-                item(depth + 1)
-        elif major == 5:
-            pos[0] = j
-            last = None
-            for _ in range(n):
-                k0 = pos[0]
-                item(depth + 1)
-                key = b[k0:pos[0]]
-                if last is not None and not (len(last), last) < (len(key), key):
-                    raise DecodeError("payload map keys not in deterministic order (or duplicated)")
-                last = key
-                item(depth + 1)
-        else:
-            raise DecodeError("payload may hold no negative ints, tags, floats or simple values")
-
-    item(0)
-    if pos[0] != len(b):
-        raise DecodeError("%d bytes after the payload" % (len(b) - pos[0]))
+    if major == 0:
+        return j
+    if major == 2 or major == 3:
+        if j + n > len(b):
+            raise DecodeError("payload string runs past the end")
+        return j + n
+    if major == 4:
+        for _ in range(n):
+            j = _check_item(b, j, depth + 1)
+        return j
+    if major == 5:
+        last = None
+        for _ in range(n):
+            k0 = j
+            j = _check_item(b, j, depth + 1)
+            key = b[k0:j]
+            if last is not None and (len(last) > len(key) or (len(last) == len(key) and last >= key)):
+                raise DecodeError("payload map keys not in deterministic order (or duplicated)")
+            last = key
+            j = _check_item(b, j, depth + 1)
+        return j
+    raise DecodeError("payload may hold no negative ints, tags, floats or simple values")
 
 
 def _loads(raw: bytes):
