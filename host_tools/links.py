@@ -6,8 +6,9 @@
                                     frames that arrived together (group commit)
     link.stop()
 
-`chunk` is what lies between two 0x00 delimiters (junk included: it fails decoding and is
-counted by the bridge). `reply(frame_bytes)` sends a downlink back to where the chunk came
+`chunk` is what lies between two 0x00 delimiters on a serial line, and one whole UDP
+datagram (one frame per datagram, SPEC; its end delimiters dropped, at most RECV_MAX
+bytes read) (junk included: it fails decoding and is counted by the bridge). `reply(frame_bytes)` sends a downlink back to where the chunk came
 from (the same serial port, or the UDP sender's address); `route` names that place
 ("serial:/dev/ttyUSB0", "udp:10.0.0.7:4210") for logs and the monitor.
 """
