@@ -1,10 +1,11 @@
 """consumables bridge: frames in from devices -> verified, deduplicated, stored, acked ->
 forwarded to the supplier.
 
-Per chunk (BridgeCore.handle_chunk):
+Per batch (BridgeCore.handle_batch: the chunks a link read together; handle_chunk for one):
   source budget (UDP) -> deframe (COBS + CRC) -> canonical envelope, parsed byte by byte ->
   verify COSE_Mac0 with the registry key(s) -> dedupe on (device, key generation, seq)
-  -> new: store + outbox rows + downlink counter in ONE SQLite commit, then ack
+  -> new: store + outbox rows + downlink counter in ONE SQLite commit, then ack (group
+     commit: the new frames of one batch share that commit, each acked after it)
   -> exact duplicate of a stored frame: ack again (the first ack may be lost), no store,
      within a re-ack budget per device (ReackLimiter); never moves the reply route
   -> seq <= highest stored and different bytes: replay, rejected, no ack
@@ -28,7 +29,7 @@ import sys
 import threading
 import time
 
-from host_tools import codec
+from host_tools import bridgeconf, codec
 from host_tools.links import LinkError, SerialLink, UdpLink
 from host_tools.registry import Registry, RegistryError, registry_path, valid_device_id, write_private
 from host_tools.store import MAX_SEQ_STEP, Store, StoreError, consent_is_lowering, status_path
@@ -86,7 +87,7 @@ def deframe(chunk: bytes) -> tuple[bytes | None, str | None]:
     if len(chunk) > framing.MAX_FRAME:
         return None, "noise"
     try:
-        raw = framing.cobs_decode(chunk)
+        raw = codec.cobs_decode(chunk)
     except FrameError:
         return None, "noise"
     if len(raw) < 3:
@@ -218,7 +219,8 @@ class BridgeCore:
     """Transport-independent bridge logic; thread-safe (one lock around each chunk)."""
 
     def __init__(self, store: Store, registry: Registry, uplinks=(), log=None, counters=None,
-                 on_stored=None, fresh_s: float = 120.0, reacks: ReackLimiter | None = None):
+                 on_stored=None, fresh_s: float = 120.0, reacks: ReackLimiter | None = None,
+                 group_max: int = 256):
         self.store, self.registry = store, registry
         self.uplinks = list(uplinks)          # uplink names: one outbox row each per message
         self.log = log or (lambda event, **kw: None)
@@ -227,123 +229,208 @@ class BridgeCore:
         self.fresh_s = fresh_s
         self.lock = threading.RLock()
         self.windows = {}                     # (device, key fingerprint) -> [epoch, max seq]: Store.window
+        self.top_epoch = {}                   # device -> highest epoch of its windows in self.windows
         self.routes = {}                      # device -> (route name, reply, last seen, key): newly stored frames only
         self.reacks = reacks or ReackLimiter()
         self.sources = SourceBudget()
         self.rlog = SampledLog(self.log)      # rejected input: sampled lines + a summary per period
+        self.group_max = max(1, int(group_max))  # frames per COMMIT at most (1: one fsync per frame)
+        self.on_commit = lambda n: None       # hooks (metrics, Home Assistant): frames per commit,
+        self.on_message = lambda msg: None    # and each newly stored message after its ack,
+        self.on_ack = lambda seconds: None    # and its frame -> ack time
 
     # ------------------------------------------------------------------ uplink frames
     def handle_chunk(self, chunk: bytes, reply, link: str = "?") -> str:
-        """Process one chunk; returns the outcome (a counter name) for tests and benchmarks.
+        """Process one chunk; returns the outcome (a counter name) for tests and benchmarks."""
+        return self.handle_batch([(chunk, reply, link)])[0]
 
+    def handle_batch(self, items) -> list[str]:
+        """Process chunks that arrived together [(chunk, reply, link)]: group commit.
+
+        Each chunk (one UDP datagram, or one serial frame) is budgeted, deframed and
+        verified on its own, in arrival order, exactly as if it came alone: a source out
+        of budget is dropped before any work, and what it is charged for is known before
+        the next chunk is looked at, so batching never lets a noisy address spend more.
         Work before authentication is bounded per chunk: at most MAX_FRAME bytes are
         COBS-decoded and CRC-checked, the envelope is parsed byte by byte (linear, no CBOR
         library), and at most one HMAC per key the device may use (two in a rotation's
-        grace period) is computed; a source out of budget costs a dict lookup."""
-        self.count("frames")
-        src = source_of(link)
-        if src is not None and self.sources.blocked(src):
-            self.count("source_limited")
-            self.rlog("source_limited", link=link, size=len(chunk))
-            return "source_limited"
-        outcome = self._handle(chunk, reply, link)
-        if src is not None and outcome in REJECTED:
-            self.sources.charge(src)
-        return outcome
+        grace period) is computed. The new frames are stored in one transaction per
+        `group_max` (Store.store_messages: one COMMIT, one fsync), each in its key
+        generation's window, and only after that COMMIT is each acked, in arrival order.
+        A frame that dedupe must compare with a frame of its device still waiting in the
+        group (seq not above it, another key generation, a rotation) first commits the
+        group, so dedupe always sees what is stored. Returns the outcomes.
+        """
+        out = [None] * len(items)
+        t_read = time.monotonic()   # when the link handed these over (frame -> ack latency)
+        self.count("frames", len(items))
+        self.registry.refresh()     # one look at the registry file per batch, not per frame
+        group = []    # [(index, msg, body, reply, link, key, epoch, window, old key?, fp)] new, uncommitted
+        pending = {}  # device -> (epoch, highest seq) of its frames in the group
+        with self.lock:
+            for i, (chunk, reply, link) in enumerate(items):
+                src = source_of(link)
+                if src is not None and self.sources.blocked(src):
+                    self.count("source_limited")
+                    self.rlog("source_limited", link=link, size=len(chunk))
+                    out[i] = "source_limited"
+                    continue
+                out[i] = self._admit(i, chunk, reply, link, group, pending, t_read, out)
+                if src is not None and out[i] in REJECTED:
+                    self.sources.charge(src)
+            self._commit_group(group, out, t_read)
+            pending.clear()
+        return out
 
-    def _handle(self, chunk: bytes, reply, link: str) -> str:
+    def _admit(self, i, chunk, reply, link, group, pending, t_read, out):
+        """One chunk of a batch: its outcome, or None when it joined the group (new)."""
+        v = self._verify(chunk, link)
+        if v[0] is None:
+            return v[1]
+        msg, body, key, keys, prot, payload = v
+        dev, seq = msg.device, msg.seq
+        fp = next(f for k, f in keys if k == key)
+        try:
+            win = self._window(dev, fp, key)
+        except (sqlite3.Error, StoreError) as e:
+            return self._store_failed(e, dev, seq)
+        held = pending.get(dev)
+        # a device's frames in the group share one key generation and rise in seq: anything
+        # else is compared with what is stored (dedupe, a rotation's resend), so store first
+        if (held is not None and (held[0] != win[0] or seq <= held[1])) or len(group) >= self.group_max:
+            self._commit_group(group, out, t_read)
+            pending.clear()
+            held = None
+        epoch, max_seq = win
+        if seq > max_seq and len(keys) > 1 and key == keys[0][0]:
+            # a rotation: the device resends, under its new key, a message it sent under
+            # the old one whose ack it lost. Same seq, same protected header and payload
+            # (what the MAC covers): a retransmission, re-acked, not stored twice
+            try:
+                prev = self._window(dev, keys[1][1], keys[1][0])
+                old_body = self.store.stored_body(dev, seq, prev[0]) if seq <= prev[1] else None
+            except (sqlite3.Error, StoreError) as e:
+                return self._store_failed(e, dev, seq)
+            if old_body is not None and codec.parse_envelope(old_body)[2:4] == (prot, payload):
+                epoch, max_seq, body = prev[0], prev[1], bytes(old_body)
+        if seq <= max_seq:
+            return self._old_seq(dev, seq, epoch, max_seq, body, fp, key, reply, link)
+        top = held[1] if held is not None else max_seq   # the highest seq stored or waiting
+        if top >= 0 and seq > top + MAX_SEQ_STEP:
+            # one frame under a leaked key must not take the window to 2**40-1
+            self.count("seq_jump")
+            self.rlog("seq_jump", link=link, device=dev, seq=seq, max_seq=top, key_fp=fp)
+            return "seq_jump"
+        old_key = len(keys) > 1 and key == keys[1][0]   # a rotation's old key: rekey after the ack
+        group.append((i, msg, body, reply, link, key, epoch, win, old_key, fp))
+        pending[dev] = (epoch, seq)
+        return None
+
+    def _verify(self, chunk, link):
+        """(msg, body, key, keys, protected, payload) of a verified message, or (None,
+        outcome) for a chunk that is not one. `keys`: those the device may use now."""
         body, err = deframe(chunk)
         if err:
             self.count(err)
             self.rlog(err, link=link, size=len(chunk))
-            return err
+            return None, err
         dev = None
         try:
             # canonical envelope, byte-level: no CBOR library sees unauthenticated bytes
             kid, seq, prot, payload, tag = codec.parse_envelope(body)
             dev = kid.decode("ascii", "replace")
-            keys = self.registry.keys_for(kid)
+            keys = self.registry.keys_for(kid, refresh=False)   # refreshed once per batch
             if not keys:
                 self.count("unknown_device")
                 self.rlog("unknown_device", link=link, device=ascii(dev)[:40], error="unknown device")
-                return "unknown_device"
+                return None, "unknown_device"
             key = codec.verify_mac([k for k, _ in keys], prot, payload, tag)
             if key is None:
                 self.count("bad_mac")
                 self.rlog("bad_mac", link=link, device=dev, error="bad MAC")
-                return "bad_mac"
-            fp = next(f for k, f in keys if k == key)
-            msg = codec.decode_payload(kid, seq, payload)
+                return None, "bad_mac"
+            return codec.decode_payload(kid, seq, payload), body, key, keys, prot, payload
         except (AuthError, DecodeError) as e:
             self.count("malformed")
             self.rlog("malformed", link=link, error=str(e), **({"device": ascii(dev)[:40]} if dev else {}))
-            return "malformed"
+            return None, "malformed"
 
+    def _old_seq(self, dev, seq, epoch, max_seq, body, fp, key, reply, link) -> str:
+        """A seq at or below the highest stored in its window: an exact retransmission
+        (re-ack) or a replay."""
+        try:
+            stored = self.store.stored_body(dev, seq, epoch)
+            # one canonical encoding per message (SPEC): equal bytes under one key
+            # = the same protected header and payload, what the MAC covers
+            if stored is None or bytes(stored) != body:
+                self.count("replay")
+                self.rlog("replay", link=link, device=dev, seq=seq, max_seq=max_seq, key_fp=fp)
+                return "replay"
+        except (sqlite3.Error, StoreError) as e:
+            return self._store_failed(e, dev, seq)
+        # an exact retransmission: re-ack within budget; the route stays where the
+        # last newly stored frame came from (a replay must not divert commands)
+        self.count("duplicates")
+        route = self.routes.get(dev)
+        kind = "route" if seq == max_seq and route is not None and route[0] == link else "other"
+        if not self.reacks.allow(dev, kind):
+            self.count("reacks_limited")
+            self.rlog("duplicate", link=link, device=dev, seq=seq, reack=False)
+            return "duplicates"
+        self.log("duplicate", link=link, device=dev, seq=seq, reack=True)
+        try:
+            dseq = self.store.next_down_seq(dev)
+        except (sqlite3.Error, StoreError) as e:
+            return self._store_failed(e, dev, seq)
+        if self._send(dev, dseq, {0: messages.ACK, 1: seq}, reply, link, "ack", key):
+            self.count("acks")
+        return "duplicates"
+
+    def _commit_group(self, group, out, t_read: float) -> None:
+        """Store a group with one COMMIT, then ack each frame (caller holds the lock).
+        If the group's commit fails, each frame is tried alone, so one bad frame cannot
+        keep the others from being stored; a frame that is not stored is never acked."""
+        if not group:
+            return
         now = time.time()
-        with self.lock:
-            try:
-                win = self._window(dev, fp, key)
-            except (sqlite3.Error, StoreError) as e:
-                return self._store_failed(e, dev, seq)
-            epoch, max_seq = win
-            if seq > max_seq and len(keys) > 1 and key == keys[0][0]:
-                # a rotation: the device resends, under its new key, a message it sent under
-                # the old one whose ack it lost. Same seq, same protected header and payload
-                # (what the MAC covers): a retransmission, re-acked, not stored twice
+        try:
+            if len(group) == 1:
+                g = group[0]
+                stored = [(g, self.store.store_message(g[1], g[2], g[4], self.uplinks, now, g[6], g[9]))]
+            else:
+                dseqs = self.store.store_messages([(g[1], g[2], g[4], g[6], g[9]) for g in group], self.uplinks, now)
+                stored = list(zip(group, dseqs))
+        except (sqlite3.Error, StoreError, OSError) as e:
+            stored = []
+            if len(group) == 1:
+                out[group[0][0]] = self._store_failed(e, group[0][1].device, group[0][1].seq)
+            for g in group if len(group) > 1 else ():
                 try:
-                    prev = self._window(dev, keys[1][1], keys[1][0])
-                    old_body = self.store.stored_body(dev, seq, prev[0]) if seq <= prev[1] else None
-                except (sqlite3.Error, StoreError) as e:
-                    return self._store_failed(e, dev, seq)
-                if old_body is not None and codec.parse_envelope(old_body)[2:4] == (prot, payload):
-                    epoch, max_seq, body = prev[0], prev[1], bytes(old_body)
-            if seq <= max_seq:
-                try:
-                    stored = self.store.stored_body(dev, seq, epoch)
-                    # one canonical encoding per message (SPEC): equal bytes under one key
-                    # = the same protected header and payload, what the MAC covers
-                    if stored is None or bytes(stored) != body:
-                        self.count("replay")
-                        self.rlog("replay", link=link, device=dev, seq=seq, max_seq=max_seq, key_fp=fp)
-                        return "replay"
-                except (sqlite3.Error, StoreError) as e:
-                    return self._store_failed(e, dev, seq)
-                # an exact retransmission: re-ack within budget; the route stays where the
-                # last newly stored frame came from (a replay must not divert commands)
-                self.count("duplicates")
-                route = self.routes.get(dev)
-                kind = "route" if seq == max_seq and route is not None and route[0] == link else "other"
-                if not self.reacks.allow(dev, kind):
-                    self.count("reacks_limited")
-                    self.rlog("duplicate", link=link, device=dev, seq=seq, reack=False)
-                    return "duplicates"
-                self.log("duplicate", link=link, device=dev, seq=seq, reack=True)
-                try:
-                    dseq = self.store.next_down_seq(dev)
-                except (sqlite3.Error, StoreError) as e:
-                    return self._store_failed(e, dev, seq)
-                if self._send(dev, dseq, {0: messages.ACK, 1: seq}, reply, link, "ack", key):
-                    self.count("acks")
-                return "duplicates"
-            if max_seq >= 0 and seq > max_seq + MAX_SEQ_STEP:
-                # one frame under a leaked key must not take the window to 2**40-1
-                self.count("seq_jump")
-                self.rlog("seq_jump", link=link, device=dev, seq=seq, max_seq=max_seq, key_fp=fp)
-                return "seq_jump"
-            try:
-                dseq = self.store.store_message(msg, body, link, self.uplinks, now, epoch=epoch)
-            except (sqlite3.Error, StoreError, OSError) as e:
-                return self._store_failed(e, dev, seq)  # not stored -> never acked
-            win[1] = seq
-            self.count("stored")
+                    stored.append((g, self.store.store_message(g[1], g[2], g[4], self.uplinks, now, g[6], g[9])))
+                except (sqlite3.Error, StoreError, OSError) as e1:
+                    out[g[0]] = self._store_failed(e1, g[1].device, g[1].seq)
+        group.clear()
+        self.on_commit(len(stored))
+        waiting = self.store.downlink_devices() if stored else set()  # one query per group
+        self.count("stored", len(stored))
+        acks = 0
+        for (i, msg, _, reply, link, key, _, win, old_key, _), dseq in stored:
+            dev, seq = msg.device, msg.seq
+            win[1] = max(win[1], seq)
             self.log("frame", link=link, device=dev, seq=seq, type=msg.type)
-            self.on_stored()
             self.routes[dev] = (link, reply, now, key)   # a fresh, verified seq: the device is here
             if self._send(dev, dseq, {0: messages.ACK, 1: seq}, reply, link, "ack", key):
-                self.count("acks")
-            self._deliver(dev)
-            self._rekey(dev, key, reply, link)
-        return "stored"
+                acks += 1
+                self.on_ack(time.monotonic() - t_read)
+            self.on_message(msg)
+            if dev in waiting:
+                self._deliver(dev)
+            if old_key:
+                self._rekey(dev, key, reply, link)
+            out[i] = "stored"
+        self.count("acks", acks)
+        if stored:
+            self.on_stored()
 
     def _rekey(self, dev, key, reply, link):
         """A frame under the old key of a rotation in its grace period: send the device the
@@ -378,7 +465,11 @@ class BridgeCore:
                 except (AuthError, DecodeError):
                     return False
                 return codec.verify_mac([key], prot, payload, tag) is not None
-            win = self.windows[(dev, fp)] = list(self.store.window(dev, fp, adopt))
+            # a new window is written with its first frame, in that frame's group COMMIT;
+            # until then its epoch is only here, so the next new one must be above it
+            win = self.windows[(dev, fp)] = list(self.store.window(
+                dev, fp, adopt, create=False, min_epoch=self.top_epoch.get(dev, -1) + 1))
+            self.top_epoch[dev] = max(win[0], self.top_epoch.get(dev, -1))
         return win
 
     def _store_failed(self, e, dev, seq):
@@ -393,7 +484,10 @@ class BridgeCore:
         if key is None:  # removed from the registry since the frame was verified
             self.log("downlink_failed", device=dev, link=link, what=what, error="unknown device")
             return False
-        frame = codec.encode_downlink(key, dev, dseq, payload)
+        if what == "ack":
+            frame = codec.encode_ack(key, dev, dseq, payload[1])
+        else:
+            frame = codec.encode_downlink(key, dev, dseq, payload)
         try:
             reply(frame)
         except (LinkError, OSError) as e:
@@ -489,7 +583,8 @@ class Bridge:
     """Runs a BridgeCore with links, forwarders and the status file."""
 
     def __init__(self, db, registry: Registry, uplinks, links, log=None, status_every: float = 1.0,
-                 print_every: float = 10.0, backoff: float = 0.5, max_backoff: float = 30.0, fresh_s: float = 120.0):
+                 print_every: float = 10.0, backoff: float = 0.5, max_backoff: float = 30.0, fresh_s: float = 120.0,
+                 group_max: int = 256):
         self.log = log or JsonLog()
         self.count = Counters()
         self.store = db if isinstance(db, Store) else Store(db)
@@ -498,11 +593,12 @@ class Bridge:
         self.links = list(links)
         self.forwarders = [Forwarder(self.store, u, self.log, self.count, backoff, max_backoff) for u in self.uplinks]
         self.core = BridgeCore(self.store, registry, [u.name for u in self.uplinks], self.log, self.count,
-                               on_stored=self._wake, fresh_s=fresh_s)
+                               on_stored=self._wake, fresh_s=fresh_s, group_max=group_max)
         for u in self.uplinks:
             u.on_command = self.core.command
         self.status_every, self.print_every = status_every, print_every
         self.status_file = status_path(self.store.path)
+        self._reader = None   # the status file's read-only connection (opened on first use)
         self._stop = threading.Event()
         self._house = threading.Thread(target=self._housekeeping, name="bridge-house", daemon=True)
         self.watch_every = 1.0
@@ -517,7 +613,7 @@ class Bridge:
         for f in self.forwarders:
             f.start()
         for link in self.links:
-            link.start(self.core.handle_chunk)
+            link.start(self.core.handle_chunk, self.core.handle_batch)
         self._house.start()
         self._watch.start()
         self.log("bridge_started", links=[link.name for link in self.links],
@@ -534,23 +630,31 @@ class Bridge:
             self._house.join(3)
         self.write_status()
         self.log("bridge_stopped", **self.count.snapshot())
+        if self._reader is not None:
+            self._reader.close()
         self.store.close()
 
     def status(self) -> dict:
+        # read through a connection of its own: in WAL mode a reader never blocks the
+        # writer, so listing thousands of devices does not hold up a group commit
+        if self._reader is None:
+            self._reader = Store(self.store.path, readonly=True)
+        r = self._reader
         c = self.count.snapshot()
-        c["queued"] = self.store.queued()
+        c["queued"] = r.queued()
         return {"updated_at": time.time(), "started_at": self.started, "pid": os.getpid(),
                 "counters": c,
                 "links": [link.name for link in self.links],
-                "uplinks": [{"name": f.uplink.name, "queued": self.store.queued(f.uplink.name),
+                "uplinks": [{"name": f.uplink.name, "queued": r.queued(f.uplink.name),
                              "last_error": f.last_error} for f in self.forwarders],
-                "devices": self.store.devices()}
+                "devices": r.devices()}
 
     def write_status(self):
         """Atomic rewrite of DB.status.json, which the monitor reads."""
         try:
+            # one write (json.dump writes piece by piece: ~10x slower), 0600, atomic
             write_private(self.status_file, json.dumps(self.status(), default=str))
-        except (OSError, sqlite3.Error) as e:
+        except (OSError, sqlite3.Error, StoreError) as e:
             self.log("status_error", error=str(e))
 
     def _housekeeping(self):
@@ -562,7 +666,8 @@ class Bridge:
                 now = time.monotonic()
                 if now >= next_status:
                     self.write_status()
-                    next_status = now + self.status_every
+                    # a big fleet's status takes a while to build: keep it under ~5% of the time
+                    next_status = now + max(self.status_every, 20 * (time.monotonic() - now))
                 if self.print_every and now >= next_print:
                     c = self.count.snapshot()
                     c["queued"] = self.store.queued()
@@ -596,7 +701,7 @@ class Bridge:
         for link in self.links:
             if link.thread is not None and not link.thread.is_alive() and not link._stop.is_set():
                 dead.append(link.name)
-                link.start(self.core.handle_chunk)
+                link.start(self.core.handle_chunk, self.core.handle_batch)
         for name in dead:
             self.count("threads_restarted")
             self.log("thread_restarted", thread=name)
@@ -618,9 +723,10 @@ def _fail(prog, msg) -> int:
     return 2
 
 
-def main_bridge(argv=None) -> int:
-    prog = "consumables bridge"
-    p = _Parser(prog=prog, description="Receive device frames (serial, UDP), verify, store, ack, forward.")
+def bridge_parser(prog="consumables bridge", description="Receive device frames (serial, UDP), verify, store, "
+                                                           "ack, forward.") -> argparse.ArgumentParser:
+    """The bridge's options (`consumables doctor` checks a setup given by the same ones)."""
+    p = _Parser(prog=prog, description=description)
     p.add_argument("--serial", action="append", default=[], metavar="PORT", help="serial port (repeatable)")
     p.add_argument("--baud", type=int, default=115200, help="serial baud rate (default 115200)")
     p.add_argument("--listen", action="append", default=[], metavar="udp://HOST:PORT", help="UDP listen address")
@@ -631,21 +737,36 @@ def main_bridge(argv=None) -> int:
     p.add_argument("--db", default=os.environ.get("CONSUMABLES_DB", "bridge.sqlite"),
                    help="bridge database (default ./bridge.sqlite or $CONSUMABLES_DB)")
     p.add_argument("--print-every", type=float, default=10.0, help="seconds between counter log lines")
+    p.add_argument("--group-commit", type=int, default=256, metavar="N",
+                   help="frames that arrive together share one durable COMMIT, at most N (default 256; "
+                        "1: one COMMIT per frame)")
+    bridgeconf.add_arguments(p)
+    return p
+
+
+def main_bridge(argv=None) -> int:
+    prog = "consumables bridge"
+    p = bridge_parser(prog)
     try:
-        a = p.parse_args(argv)
+        try:
+            a = bridgeconf.parse_with_config(p, argv)
+        except bridgeconf.ConfigError as e:
+            raise SystemExit2(str(e)) from None
         if not a.uplink:
             raise SystemExit2("at least one --uplink URL is required")
         if not a.serial and not a.listen:
             raise SystemExit2("nothing to listen on: give --serial PORT and/or --listen udp://HOST:PORT")
         if a.baud <= 0:
             raise SystemExit2("--baud must be positive")
+        if not 1 <= a.group_commit <= 10000:
+            raise SystemExit2("--group-commit must be 1..10000")
     except SystemExit2 as e:
         return _fail(prog, e)
 
     # every file the bridge makes (DB, WAL, status, jsonl, sqlite uplinks) is its user's
     # alone: telemetry, orders and the audit trail are not for other users of the host
     os.umask(0o077)
-    log = JsonLog()
+    log = JsonLog(quiet=bridgeconf.PER_MESSAGE if a.quiet else ())
     try:
         uplinks = [make_uplink(u) for u in a.uplink]
         registry = Registry(registry_path(a.registry), log)
@@ -656,17 +777,24 @@ def main_bridge(argv=None) -> int:
     except (ValueError, RegistryError, StoreError, LinkError, ImportError) as e:
         return _fail(prog, e)
 
-    bridge = Bridge(store, registry, uplinks, links, log, print_every=a.print_every)
+    bridge = Bridge(store, registry, uplinks, links, log, print_every=a.print_every, group_max=a.group_commit)
+    try:
+        extras = bridgeconf.attach(bridge, a, log)   # Home Assistant, metrics
+    except (ValueError, ImportError) as e:
+        store.close()
+        return _fail(prog, e)
     done = threading.Event()
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, lambda *_: done.set())
     bridge.start()
+    extras.start()
     try:
         while not done.wait(0.5):
             pass
     except KeyboardInterrupt:
         pass
-    bridge.stop()
+    extras.stop()
+    bridge.stop()   # links first (a batch being committed finishes and is acked), then the store
     return 0
 
 

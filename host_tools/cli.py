@@ -16,6 +16,8 @@ COMMANDS = {
     "plot": ("host_tools.plot", "main_plot", "plot a device's level history and forecast to a PNG"),
     "decode": ("host_tools.decode", "main_decode", "decode frames (hex) to JSON, verifying with the registry"),
     "keys": ("host_tools.keys", "main_keys", "rotate a device's key over the air (keys rotate DEVICE)"),
+    "doctor": ("host_tools.doctor", "main_doctor", "check a bridge setup (registry, database, ports, brokers)"),
+    "service": ("host_tools.service", "main_service", "install the bridge as a systemd service (--user|--system)"),
 }
 
 

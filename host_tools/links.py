@@ -2,15 +2,19 @@
 
     link.open()                     first open; LinkError here is a startup error (exit 2)
     link.start(on_chunk)            one read thread; on_chunk(chunk, reply, route) per frame
+    link.start(on_chunk, on_batch)  ... or on_batch([(chunk, reply, route), ...]) with the
+                                    frames that arrived together (group commit)
     link.stop()
 
-`chunk` is what lies between two 0x00 delimiters (junk included: it fails decoding and is
-counted by the bridge). `reply(frame_bytes)` sends a downlink back to where the chunk came
+`chunk` is what lies between two 0x00 delimiters on a serial line, and one whole UDP
+datagram (one frame per datagram, SPEC; its end delimiters dropped, at most RECV_MAX
+bytes read) (junk included: it fails decoding and is counted by the bridge). `reply(frame_bytes)` sends a downlink back to where the chunk came
 from (the same serial port, or the UDP sender's address); `route` names that place
 ("serial:/dev/ttyUSB0", "udp:10.0.0.7:4210") for logs and the monitor.
 """
 from __future__ import annotations
 
+import select
 import socket
 import threading
 import time
@@ -35,6 +39,23 @@ def guarded(on_chunk, log):
     return call
 
 
+def batched(on_chunk, on_batch, log):
+    """emit(items): the frames read together, to on_batch at once (or on_chunk one by one)."""
+    if on_batch is None:
+        one = guarded(on_chunk, log)
+        return lambda items: [one(*it) for it in items]
+
+    def emit(items):
+        try:
+            on_batch(items)
+        except Exception as e:
+            log("handler_error", route=items[0][2] if items else "?", error="%s: %s" % (type(e).__name__, e))
+    return emit
+
+
+BATCH_MAX = 512   # datagrams drained from the socket per batch at most
+
+
 class Link:
     """Where frames reach the bridge. start(on_chunk) runs the subclass's _run(on_chunk) in
     a daemon thread; stop() ends it (subclasses set self._stop, an Event) and _close()s."""
@@ -50,9 +71,9 @@ class Link:
     def _run(self, on_chunk):
         raise NotImplementedError
 
-    def start(self, on_chunk):
-        self.thread = threading.Thread(target=self._run, args=(guarded(on_chunk, self.log),), name=self.name,
-                                       daemon=True)
+    def start(self, on_chunk, on_batch=None):
+        self.thread = threading.Thread(target=self._run, args=(batched(on_chunk, on_batch, self.log),),
+                                       name=self.name, daemon=True)
         self.thread.start()
 
     def stop(self):
@@ -118,7 +139,7 @@ class SerialLink(Link):
             except Exception as e:
                 raise LinkError("write %s: %s" % (self.port, e)) from None
 
-    def _run(self, on_chunk):
+    def _run(self, emit):
         backoff = self.backoff0
         deframer = Deframer()
         while not self._stop.is_set():
@@ -141,8 +162,9 @@ class SerialLink(Link):
                 self._close()
                 continue
             if data:
-                for chunk in deframer.feed(data):
-                    on_chunk(chunk, self.write, self.name)
+                items = [(chunk, self.write, self.name) for chunk in deframer.feed(data)]
+                if items:
+                    emit(items)
 
 
 def parse_udp_url(url: str):
@@ -176,46 +198,70 @@ class UdpLink(Link):
         except OSError as e:
             s.close()
             raise LinkError("cannot listen on udp://%s:%d: %s" % (self.host, self.port, e.strerror)) from None
-        s.settimeout(0.2)
+        s.setblocking(False)  # _run waits with select, then drains what is queued
+        try:  # room for the datagrams that arrive during one commit under load
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+        except OSError:
+            pass
         self.sock = s
         self.address = s.getsockname()[:2]  # the real port when 0 was asked for
         self.name = "udp:%s:%d" % self.address
 
-    def start(self, on_chunk):
+    def start(self, on_chunk, on_batch=None):
         self.open()     # bind now: a port in use is an error for the caller, not the thread
-        Link.start(self, on_chunk)
+        Link.start(self, on_chunk, on_batch)
 
     def _close(self):
         if self.sock:
             self.sock.close()
 
-    def _run(self, on_chunk):
+    def _reply_to(self, addr):
+        sock = self.sock
+
+        def reply(frame):
+            try:
+                try:
+                    sock.sendto(frame, addr)
+                except BlockingIOError:  # send buffer full: wait for room once, briefly
+                    select.select([], [sock], [], 1.0)
+                    sock.sendto(frame, addr)
+            except OSError as e:
+                raise LinkError("sendto %s: %s" % (addr, e)) from None
+        return reply
+
+    def _run(self, emit):
+        """Blocks for one datagram, then drains what else is already queued (up to
+        BATCH_MAX) without waiting: the datagrams that arrived while the last batch was
+        being committed form the next one, so batches grow with the load by themselves."""
         sock = self.sock
         while not self._stop.is_set():
             try:
+                if not select.select([sock], [], [], 0.2)[0]:
+                    continue
                 # a frame is at most MAX_FRAME + 2 bytes: anything longer is cut here and
                 # refused whole by its length, never read further
-                data, addr = sock.recvfrom(RECV_MAX)
-            except socket.timeout:
+                got = [sock.recvfrom(RECV_MAX)]
+            except (BlockingIOError, InterruptedError):
                 continue
-            except OSError as e:
+            except (OSError, ValueError) as e:  # ValueError: select on a closed socket
                 if self._stop.is_set():
                     break
                 self.log("udp_error", error=str(e))
                 time.sleep(0.1)
                 continue
-
-            def reply(frame, _addr=addr):
+            while len(got) < BATCH_MAX:
                 try:
-                    sock.sendto(frame, _addr)
-                except OSError as e:
-                    raise LinkError("sendto %s: %s" % (_addr, e)) from None
-
-            route = "udp:%s:%d" % addr[:2]
-            # one frame per datagram (SPEC): the delimiters at its ends are dropped, any
-            # other 0x00 makes the whole datagram one bad chunk, never many (a 4 KB
-            # datagram of zero-separated junk used to be ~170 rejected chunks, each logged)
-            chunk = data[1:] if data[:1] == b"\x00" else data
-            chunk = chunk[:-1] if chunk[-1:] == b"\x00" else chunk
-            if chunk:
-                on_chunk(chunk, reply, route)
+                    got.append(sock.recvfrom(RECV_MAX))
+                except OSError:  # BlockingIOError: nothing more queued
+                    break
+            items = []
+            for data, addr in got:
+                # one frame per datagram (SPEC): the delimiters at its ends are dropped, any
+                # other 0x00 makes the whole datagram one bad chunk, never many (a 4 KB
+                # datagram of zero-separated junk used to be ~170 rejected chunks, each logged)
+                chunk = data[1:] if data[:1] == b"\x00" else data
+                chunk = chunk[:-1] if chunk[-1:] == b"\x00" else chunk
+                if chunk:
+                    items.append((chunk, self._reply_to(addr), "udp:%s:%d" % addr[:2]))
+            if items:
+                emit(items)

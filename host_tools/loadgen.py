@@ -80,6 +80,16 @@ def rss_kb(pid):
     return None
 
 
+def cpu_s(pid):
+    """User + system CPU seconds of a process so far (/proc/PID/stat), or None."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def free_udp_port():
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     s.bind((HOST, 0))
@@ -127,6 +137,9 @@ class BridgeProcess:
 
     def rss_kb(self):
         return rss_kb(self.proc.pid) if self.proc and self.proc.poll() is None else None
+
+    def cpu_s(self):
+        return cpu_s(self.proc.pid) if self.proc and self.proc.poll() is None else None
 
     def stop(self, grace=10.0):
         if self.proc is None:
@@ -313,6 +326,11 @@ class Fleet:
         try:
             for i in range(n):
                 d = Device(i, self.rng, ack_timeout)
+                while d.sock.getsockname()[1] == addr[1]:  # 10,000 sockets: one may take the bridge's port
+                    d.sock.close()
+                    d.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                    d.sock.bind((HOST, 0))
+                    d.sock.setblocking(False)
                 self.devices.append(d)
                 self.sel.register(d.sock, selectors.EVENT_READ, d)
         except BaseException:
@@ -454,14 +472,14 @@ def figures(fleet, msgs, seconds):
 class Run:
     """A fleet and its bridge process; owns a temporary directory unless given one."""
 
-    def __init__(self, devices, workdir=None, seed=1, ack_timeout=1.0):
+    def __init__(self, devices, workdir=None, seed=1, ack_timeout=1.0, bridge_args=()):
         self._tmp = None
         if workdir is None:
             self._tmp = tempfile.TemporaryDirectory(prefix="loadgen-")
             workdir = self._tmp.name
         self.dir = Path(workdir)
         self.registry = self.dir / "registry.json"
-        self.bridge = BridgeProcess(self.dir, self.registry)
+        self.bridge = BridgeProcess(self.dir, self.registry, extra=bridge_args)
         self.fleet = Fleet(devices, self.bridge.addr, seed, ack_timeout, self.bridge.uplink)
         self.fleet.write_registry(self.registry)
         self.rss_peak = 0
@@ -510,6 +528,7 @@ class Run:
         heapq.heapify(sched)
         first, over0, res0 = len(f.msgs), f.overflow, f.resends
         cpu0 = time.process_time()
+        bcpu0 = self.bridge.cpu_s() if hasattr(self.bridge, "cpu_s") else None
         f.run(sched, t0 + seconds, t0 + seconds + drain, on_tick=self.sample_rss)
         cpu = time.process_time() - cpu0
         msgs = f.msgs[first:]
@@ -518,6 +537,10 @@ class Run:
         st.update(offered_msg_s=rate, devices=n, seconds=seconds, overflow=f.overflow - over0,
                   resends=f.resends - res0, loadgen_cpu_s=round(cpu, 2))
         st["lost"] += st["overflow"]
+        bcpu1 = self.bridge.cpu_s() if bcpu0 is not None else None
+        st["bridge_cpu_s"] = None if bcpu1 is None else round(bcpu1 - bcpu0, 2)
+        st["bridge_cpu_us_per_msg"] = (round(1e6 * (bcpu1 - bcpu0) / max(1, st["acked"]))
+                                       if bcpu1 is not None else None)
         self.sample_rss()
         st["bridge_rss_kb"], st["bridge_rss_peak_kb"] = self.rss_last, self.rss_peak
         st["uplink_dups"] = f.tail.dups if f.tail else None
@@ -526,9 +549,10 @@ class Run:
 
 
 # ---------------------------------------------------------------------------- modes
-def steady(devices=1000, seconds=20.0, interval=10.0, drain=10.0, seed=1, ack_timeout=1.0, workdir=None):
+def steady(devices=1000, seconds=20.0, interval=10.0, drain=10.0, seed=1, ack_timeout=1.0, workdir=None,
+           bridge_args=()):
     """Mode (a): every device reports every `interval` s (random phase) for `seconds`."""
-    with Run(devices, workdir, seed, ack_timeout) as r:
+    with Run(devices, workdir, seed, ack_timeout, bridge_args) as r:
         st = r.phase(devices / float(interval), seconds, drain)
     st["mode"] = "steady"
     st["interval_s"] = interval
@@ -538,13 +562,13 @@ def steady(devices=1000, seconds=20.0, interval=10.0, drain=10.0, seed=1, ack_ti
 
 
 def ramp(devices=1000, start=100.0, factor=1.3, step_s=4.0, budget_s=60.0, drain=3.0, max_p99=1.0,
-         seed=1, ack_timeout=1.0, workdir=None, log=None):
+         seed=1, ack_timeout=1.0, workdir=None, log=None, bridge_args=()):
     """Mode (b): raise the offered rate step by step until a step loses a message, its
     send->ack p99 exceeds `max_p99` s, or the time budget would be exceeded."""
     log = log or (lambda st: None)
     steps, best, stop = [], None, "budget"
     t_end = time.monotonic() + budget_s
-    with Run(devices, workdir, seed, ack_timeout) as r:
+    with Run(devices, workdir, seed, ack_timeout, bridge_args) as r:
         rate = start
         for _ in range(100):  # bounded
             if time.monotonic() + step_s + drain > t_end:
@@ -572,7 +596,8 @@ def describe(st) -> str:
             "(max %(send_ack_max_ms)s); send->uplink p50 %(send_uplink_p50_ms)s ms p99 %(send_uplink_p99_ms)s ms\n"
             "  bridge RSS %(bridge_rss_kb)s kB (peak %(bridge_rss_peak_kb)s kB); mean frame %(mean_frame_bytes)s B "
             "-> one 115200-baud line = %(serial_line_frames_s)s frames/s, this = x%(x_serial_line)s; "
-            "loadgen CPU %(loadgen_cpu_s)ss" % st)
+            "loadgen CPU %(loadgen_cpu_s)ss, bridge CPU %(bridge_cpu_s)ss (%(bridge_cpu_us_per_msg)s us per acked msg)"
+            % dict({"bridge_cpu_s": None, "bridge_cpu_us_per_msg": None}, **st))
 
 
 def main(argv=None) -> int:
@@ -589,15 +614,20 @@ def main(argv=None) -> int:
     p.add_argument("--ack-timeout", type=float, default=1.0, help="first resend timeout (s), doubling")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--json", action="store_true", help="print the figures as JSON")
+    p.add_argument("--group-commit", type=int, default=None, metavar="N",
+                   help="the bridge's --group-commit (1: one COMMIT per frame, the path before group commit)")
     a = p.parse_args(argv)
-    if not 1 <= a.devices <= 5000:
-        p.error("--devices must be 1..5000")
+    if not 1 <= a.devices <= 10000:
+        p.error("--devices must be 1..10000")
+    if a.group_commit is not None and not 1 <= a.group_commit <= 10000:
+        p.error("--group-commit must be 1..10000")
+    bargs = [] if a.group_commit is None else ["--group-commit", str(a.group_commit)]
     if not 0 < a.seconds <= 600 or not 0 < a.budget <= 600 or not 0 < a.step <= a.budget \
             or a.interval <= 0 or a.factor <= 1 or a.start <= 0 or a.ack_timeout <= 0:
         p.error("times must be positive and bounded (<= 600 s), --factor > 1")
     if a.ramp:
         out = ramp(a.devices, a.start, a.factor, a.step, a.budget, seed=a.seed, ack_timeout=a.ack_timeout,
-                   log=None if a.json else (lambda st: print(describe(st), flush=True)))
+                   bridge_args=bargs, log=None if a.json else (lambda st: print(describe(st), flush=True)))
         if a.json:
             print(json.dumps(out, indent=1))
         else:
@@ -608,7 +638,7 @@ def main(argv=None) -> int:
                                                    (best["offered_msg_s"], best["rate_msg_s"])))
             print("bridge counters: %s" % json.dumps(out["bridge_counters"]))
         return 0
-    st = steady(a.devices, a.seconds, a.interval, seed=a.seed, ack_timeout=a.ack_timeout)
+    st = steady(a.devices, a.seconds, a.interval, seed=a.seed, ack_timeout=a.ack_timeout, bridge_args=bargs)
     if a.json:
         print(json.dumps(st, indent=1))
     else:

@@ -251,15 +251,17 @@ class Registry:
             self.reloads += 1
             self.log("registry_reloaded", devices=len(self._keys))
 
-    def key_for(self, kid):
+    def key_for(self, kid, refresh: bool = True):
         """The device's current key (what the bridge signs new downlinks with), or None."""
-        keys = self.keys_for(kid)
+        keys = self.keys_for(kid, refresh=refresh)
         return keys[0][0] if keys else None
 
-    def keys_for(self, kid, now: float | None = None) -> list:
+    def keys_for(self, kid, now: float | None = None, refresh: bool = True) -> list:
         """[(key, fingerprint)] a frame from kid may verify under: the current key, and the
-        previous one until its rotation grace period ends (then it is refused)."""
-        self.refresh()
+        previous one until its rotation grace period ends (then it is refused).
+        refresh=False: the keys as last loaded (the bridge refreshes once per batch)."""
+        if refresh:
+            self.refresh()
         if isinstance(kid, bytes):
             kid = kid.decode("ascii", "replace")
         now = time.time() if now is None else now

@@ -14,6 +14,8 @@ Everything the reliability contract needs lives here, so a crash loses nothing:
   audit     operator decisions that need a trace (a consent raise the customer confirmed)
 
 synchronous=FULL: a COMMIT is on disk when it returns, and the bridge acks only after it.
+Group commit (store_messages): the frames that reach the bridge together are stored in
+one transaction, so one fsync covers them all, and each is acked after that COMMIT.
 One connection per Store, serialised by a lock; other processes (send, monitor) open their
 own connection, and busy_timeout lets writers from several processes take turns.
 """
@@ -197,15 +199,26 @@ class Store:
             self.db.close()
 
     # -- transactions: explicit BEGIN IMMEDIATE / COMMIT (autocommit connection) --
-    def _tx(self, fn, *args):
+    def _tx(self, fn, *args, durable: bool = True):
+        """durable=False: this COMMIT is not fsynced (synchronous=NORMAL for it alone).
+        Only for bookkeeping that may be lost in a power cut without harm (forwarded
+        flags: the records are forwarded again, and the uplinks dedupe on the
+        idempotency key). WAL frames are written in order, so the next durable COMMIT's
+        fsync makes it durable too, and a lost one never takes a durable one with it."""
         with self._lock:
-            self.db.execute("BEGIN IMMEDIATE")
+            if not durable:
+                self.db.execute("PRAGMA synchronous=NORMAL")
             try:
-                out = fn(*args)
-            except BaseException:
-                self.db.execute("ROLLBACK")
-                raise
-            self.db.execute("COMMIT")  # synchronous=FULL: durable when this returns
+                self.db.execute("BEGIN IMMEDIATE")
+                try:
+                    out = fn(*args)
+                except BaseException:
+                    self.db.execute("ROLLBACK")
+                    raise
+                self.db.execute("COMMIT")  # synchronous=FULL: durable when this returns
+            finally:
+                if not durable:
+                    self.db.execute("PRAGMA synchronous=FULL")
             self.commits += 1
             return out
 
@@ -214,14 +227,18 @@ class Store:
         with self._lock:
             return dict(self.db.execute("SELECT device, max_seq FROM devices"))
 
-    def window(self, device: str, fp: str, adopt_legacy=None, now: float | None = None) -> tuple[int, int]:
+    def window(self, device: str, fp: str, adopt_legacy=None, now: float | None = None,
+               create: bool = True, min_epoch: int = 0) -> tuple[int, int]:
         """(epoch, highest stored seq) of a device's replay window under the key whose
         fingerprint is fp, created on first use with the device's next epoch. Replay
         state is per (device, key): a board re-provisioned with a new key under the same
         id starts a new window, while frames under a removed key fail their MAC anyway.
         A window migrated from before key generations (fp LEGACY_FP) is given to this key
         when adopt_legacy(body of its highest stored frame, or None) says that frame
-        verifies under it, so an upgrade does not reopen old seqs to replay."""
+        verifies under it, so an upgrade does not reopen old seqs to replay.
+        create=False: a new window is not written here (no COMMIT of its own): its epoch
+        (the device's next, at least min_epoch) is returned, and store_messages writes its
+        keygens row in the transaction of its first frame (group commit: one COMMIT)."""
         with self._lock:
             row = self.db.execute("SELECT epoch, max_seq FROM keygens WHERE device=? AND fp=?", (device, fp)).fetchone()
             if row:
@@ -234,12 +251,14 @@ class Store:
                 return legacy
 
             def work():
-                epoch = self.db.execute("SELECT COALESCE(MAX(epoch) + 1, 0) FROM keygens WHERE device=?",
-                                        (device,)).fetchone()[0]
+                epoch = max(min_epoch, self.db.execute("SELECT COALESCE(MAX(epoch) + 1, 0) FROM keygens "
+                                                       "WHERE device=?", (device,)).fetchone()[0])
+                if not create:
+                    return epoch
                 self.db.execute("INSERT INTO keygens(device, fp, epoch, max_seq, first_seen) VALUES (?,?,?,-1,?)",
                                 (device, fp, epoch, time.time() if now is None else now))
                 return epoch
-            return self._tx(work), -1
+            return (self._tx(work) if create else work()), -1
 
     def stored_body(self, device: str, seq: int, epoch: int = 0):
         with self._lock:
@@ -247,57 +266,89 @@ class Store:
                                   (device, epoch, seq)).fetchone()
         return row[0] if row else None
 
-    def store_message(self, msg, body: bytes, link: str, uplinks, now: float | None = None, epoch: int = 0) -> int:
-        """Store one new message and its outbox rows, commit, return the ack's downlink seq.
+    def store_message(self, msg, body: bytes, link: str, uplinks, now: float | None = None, epoch: int = 0,
+                      fp: str | None = None) -> int:
+        """Store one new message and its outbox rows, commit, return the ack's downlink seq."""
+        return self.store_messages([(msg, body, link, epoch, fp)], uplinks, now)[0]
 
-        The ack's downlink seq comes from the lease (next_down_seq); when the lease runs
-        out, its extension rides in the same transaction, so a new message costs one fsync.
+    def store_messages(self, items, uplinks, now: float | None = None) -> list[int]:
+        """Group commit: store new messages [(msg, body, link, epoch, fp)] (epoch: the key
+        generation's replay window, see window(), 0 when left out; fp: its key's fingerprint,
+        for a window window(create=False) did not write) and their outbox rows in ONE
+        transaction, commit once, return each one's ack downlink seq (in order).
+
+        One COMMIT (one fsync with synchronous=FULL) for all of them: frames that arrive
+        together share its cost, and every one of them is on disk when this returns, so
+        the caller may ack them all. If the COMMIT fails, none is stored (ROLLBACK) and
+        none may be acked. The ack's downlink seq comes from the lease (next_down_seq);
+        when a lease runs out its extension rides in the same transaction.
         """
         now = time.time() if now is None else now
-        doc = msg.to_json()
-        doc["received_at"] = now
-        if epoch:
-            doc["key_epoch"] = epoch   # a later key generation: its seqs may repeat an earlier one's
-        lease = []
+        fps = {}   # (device, epoch) -> key fingerprint of a window this transaction may create
+        for it in items:
+            epoch = it[3] if len(it) > 3 else 0
+            fps[it[0].device, epoch] = (it[4] if len(it) > 4 else None) or "epoch-%d" % epoch
+        items = [(it[0], it[1], it[2], it[3] if len(it) > 3 else 0) for it in items]
+        rows, docs = [], []
+        for msg, body, link, epoch in items:
+            doc = msg.to_json()
+            doc["received_at"] = now
+            if epoch:
+                doc["key_epoch"] = epoch   # a later key generation: its seqs may repeat an earlier one's
+            docs.append(doc)
+            rows.append((msg.device, msg.seq, msg.type, json.dumps(doc), bytes(body), now, link, epoch))
+        # one UPDATE per device with its last values (a batch may hold several of its frames),
+        # one per (device, key generation) for the replay window's highest seq
+        per_dev: dict = {}
+        windows: dict = {}
+        for (msg, _, link, epoch), doc, row in zip(items, docs, rows):
+            windows[msg.device, epoch] = max(windows.get((msg.device, epoch), -1), msg.seq)
+            d = per_dev.setdefault(msg.device, {})
+            d["epoch"] = epoch   # the monitor's max_seq: that of the key generation last heard from
+            d["last_seen"], d["link"] = now, link
+            if msg.type == "level":
+                d["level"] = row[3]
+            elif msg.type == "hello":
+                d["hello"], d["consent"] = row[3], doc.get("consent")
+            elif msg.type == "event" and doc.get("kind") == 5 and doc.get("value") is not None:
+                d["consent"] = doc["value"]  # consent_changed carries the new level as value
+        leases: dict = {}
 
         def work():
-            self.db.execute("INSERT INTO messages(device, seq, type, json, body, received_at, link, epoch) "
-                            "VALUES (?,?,?,?,?,?,?,?)",
-                            (msg.device, msg.seq, msg.type, json.dumps(doc), bytes(body), now, link, epoch))
+            self.db.executemany("INSERT INTO messages(device, seq, type, json, body, received_at, link, epoch) "
+                                "VALUES (?,?,?,?,?,?,?,?)", rows)
             self.db.executemany("INSERT OR IGNORE INTO outbox(uplink, device, seq, epoch) VALUES (?,?,?,?)",
-                                [(u, msg.device, msg.seq, epoch) for u in uplinks])
-            self.db.execute("INSERT OR IGNORE INTO keygens(device, fp, epoch, max_seq) VALUES (?,?,?,-1)",
-                            (msg.device, "epoch-%d" % epoch, epoch))   # only when called without window()
-            self.db.execute("UPDATE keygens SET max_seq=MAX(max_seq, ?) WHERE device=? AND epoch=?",
-                            (msg.seq, msg.device, epoch))
-            self.db.execute("INSERT OR IGNORE INTO devices(device) VALUES (?)", (msg.device,))
-            # the monitor's max_seq: the highest seq of the key generation last heard from
-            sets = ["max_seq=(SELECT max_seq FROM keygens WHERE device=? AND epoch=?)", "last_seen=?", "link=?"]
-            vals = [msg.device, epoch, now, link]
-            if msg.type == "level":
-                sets.append("level=?")
-                vals.append(json.dumps(doc))
-            elif msg.type == "hello":
-                sets += ["hello=?", "consent=?"]
-                vals += [json.dumps(doc), doc.get("consent")]
-            elif msg.type == "event" and doc.get("kind") == 5 and doc.get("value") is not None:
-                sets.append("consent=?")  # consent_changed carries the new level as value
-                vals.append(doc["value"])
-            self.db.execute("UPDATE devices SET %s WHERE device=?" % ", ".join(sets), vals + [msg.device])
-            dseq, state = self._take_down_seq(msg.device)
-            lease.append(state)
-            return dseq
+                                [(u, msg.device, msg.seq, epoch) for msg, _, _, epoch in items for u in uplinks])
+            # a new key generation's window is born with its first frame, in its COMMIT
+            self.db.executemany("INSERT OR IGNORE INTO keygens(device, fp, epoch, max_seq, first_seen) "
+                                "VALUES (?,?,?,-1,?)", [(dev, fps[dev, epoch], epoch, now) for dev, epoch in windows])
+            self.db.executemany("UPDATE keygens SET max_seq=MAX(max_seq, ?) WHERE device=? AND epoch=?",
+                                [(seq, dev, epoch) for (dev, epoch), seq in windows.items()])
+            self.db.executemany("INSERT OR IGNORE INTO devices(device) VALUES (?)", [(d,) for d in per_dev])
+            shapes: dict = {}   # the columns a device's UPDATE sets -> its rows (one executemany each)
+            for dev, d in per_dev.items():
+                cols = tuple(k for k in d if k != "epoch")
+                shapes.setdefault(cols, []).append([dev, d["epoch"]] + [d[k] for k in cols] + [dev])
+            for cols, vals in shapes.items():
+                sets = ["max_seq=(SELECT max_seq FROM keygens WHERE device=? AND epoch=?)"] + ["%s=?" % k for k in cols]
+                self.db.executemany("UPDATE devices SET %s WHERE device=?" % ", ".join(sets), vals)
+            dseqs = []
+            for msg, _, _, _ in items:
+                dseq, leases[msg.device] = self._take_down_seq(msg.device, leases.get(msg.device))
+                dseqs.append(dseq)
+            return dseqs
 
         with self._lock:
-            dseq = self._tx(work)
-            self._down[msg.device] = lease[0]  # only once the lease (if extended) is on disk
-            return dseq
+            dseqs = self._tx(work)
+            self._down.update(leases)  # only once the leases (if extended) are on disk
+            return dseqs
 
-    def _take_down_seq(self, device: str):
+    def _take_down_seq(self, device: str, st=None):
         """(seq, new in-memory state); extends the persisted lease when it is used up.
         The caller holds the lock and is inside a transaction; it installs the state
-        only after COMMIT, so a failed commit never hands out an unpersisted seq."""
-        st = self._down.get(device)
+        only after COMMIT, so a failed commit never hands out an unpersisted seq.
+        `st`: this transaction's state so far for the device (a batch with several acks)."""
+        st = st or self._down.get(device)
         if st is None:
             row = self.db.execute("SELECT down_seq FROM devices WHERE device=?", (device,)).fetchone()
             hw = row[0] if row else 0
@@ -345,7 +396,7 @@ class Store:
         now = time.time() if now is None else now
         self._tx(lambda: self.db.executemany(
             "UPDATE outbox SET forwarded=1, forwarded_at=?, attempts=attempts+1, last_error=NULL WHERE id=?",
-            [(now, i) for i in ids]))
+            [(now, i) for i in ids]), durable=False)  # lost in a power cut: forwarded again, deduped
 
     def mark_failed(self, oid: int, error: str) -> None:
         self._tx(lambda: self.db.execute(
@@ -404,6 +455,11 @@ class Store:
                 level = lvl if level is None else min(level, lvl)
         return level
 
+    def downlink_devices(self) -> set:
+        """The devices with commands not yet sent (one indexed query for a whole batch)."""
+        with self._lock:
+            return {r[0] for r in self.db.execute("SELECT DISTINCT device FROM downlink WHERE sent_at IS NULL")}
+
     def pending_downlinks(self, device: str | None = None) -> list[tuple]:
         """[(id, device, name, fields)] not yet sent, oldest first."""
         with self._lock:
@@ -431,6 +487,13 @@ class Store:
         return [{"device": r[0], "max_seq": r[1], "last_seen": r[2], "link": r[3],
                  "level": json.loads(r[4]) if r[4] else None, "hello": json.loads(r[5]) if r[5] else None,
                  "consent": r[6], "queue": r[7], "downlink_pending": r[8]} for r in rows]
+
+    def device_activity(self, silent_before: float) -> tuple[int, int]:
+        """(devices seen, of those last seen before `silent_before`) for the metrics."""
+        with self._lock:
+            n, silent = self.db.execute("SELECT COUNT(*), COALESCE(SUM(last_seen IS NULL OR last_seen < ?), 0) "
+                                        "FROM devices", (silent_before,)).fetchone()
+        return n, silent
 
     def history(self, device: str, types=("level", "event")) -> list[dict]:
         q = ",".join("?" * len(types))

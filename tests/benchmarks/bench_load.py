@@ -4,8 +4,12 @@ Both modes of host_tools/loadgen.py at a CI-friendly size (about 45 s in all):
   steady  300 devices, one report each every 3 s, for 8 s (100 msg/s) -> must lose nothing
   ramp    300 devices, offered rate x1.3 per 3 s step from 100 msg/s, <= 35 s, until a
           step loses a message or its send->ack p99 exceeds 1 s
+Group commit side by side (--group-commit, about 100 s): the same 1,000 devices offering
+5,000 msg/s for 8 s against the bridge with group commit (default), with group commit and
+--quiet (no log line per message), and with one COMMIT per frame (--group-commit 1, the
+path before it), then 10,000 devices (one report each every 5 s, 2,000 msg/s).
 Full size: python -m host_tools.loadgen --devices 1000 --seconds 20   (and --ramp).
-Run: .venv/bin/python tests/benchmarks/bench_load.py [--devices N]
+Run: .venv/bin/python tests/benchmarks/bench_load.py [--devices N] [--group-commit]
 """
 import argparse
 import json
@@ -22,7 +26,10 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--devices", type=int, default=300)
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--group-commit", action="store_true", help="only the group commit comparison")
     a = ap.parse_args()
+    if a.group_commit:
+        return group_commit()
     st = loadgen.steady(devices=a.devices, seconds=8.0, interval=a.devices / 100.0)
     print("== steady")
     print(loadgen.describe(st))
@@ -39,6 +46,26 @@ def main():
     if a.json:
         print(json.dumps({"steady": st, "ramp": out}, indent=1))
     return 0 if st["lost"] == 0 and st["uplink_missing"] == 0 and not st["uplink_dups"] else 1
+
+
+def group_commit():
+    rows = []
+    for label, args in (("group commit (<= 256 frames per COMMIT)", []),
+                        ("group commit, --quiet (no line per frame)", ["--quiet"]),
+                        ("one COMMIT per frame (--group-commit 1)", ["--group-commit", "1"])):
+        st = loadgen.steady(devices=1000, seconds=8.0, interval=0.2, drain=10.0, bridge_args=args)
+        rows.append((label, st))
+        print("== %s\n%s" % (label, loadgen.describe(st)), flush=True)
+    st = loadgen.steady(devices=10000, seconds=8.0, interval=5.0, drain=15.0, bridge_args=["--quiet"])
+    rows.append(("10,000 devices, group commit, --quiet", st))
+    print("== 10,000 devices, group commit, --quiet\n%s" % loadgen.describe(st), flush=True)
+    print("\n%-42s %9s %9s %6s %11s %11s %12s" % ("1,000 devices x 5 msg/s (10,000: x 0.2)", "offered", "acked/s",
+                                                  "lost", "ack p50 ms", "ack p99 ms", "bridge us/msg"))
+    for label, st in rows:
+        print("%-42s %9.0f %9.1f %6d %11s %11s %12s" % (label, st["offered_msg_s"], st["rate_msg_s"], st["lost"],
+                                                      st["send_ack_p50_ms"], st["send_ack_p99_ms"],
+                                                      st.get("bridge_cpu_us_per_msg")))
+    return 0 if all(st["lost"] == 0 for label, st in rows if "group" in label) else 1
 
 
 if __name__ == "__main__":
