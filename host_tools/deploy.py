@@ -149,18 +149,51 @@ def mpy_cross_version():
     return int(m.group(1)), int(m.group(2) or 0)
 
 
-def sources(src):
+# What a board never runs, by its path in the source tree: the CPython stand-ins, the
+# host-side board validator (deploy runs it here) and the host-side protocol helpers
+# (wire: cbor2-backed packing, schema: field names, diag: diagnostic notation). A real
+# board also leaves out the simulator (the simulated HAL, the world and the chip models)
+# and every sensor driver its board file does not name.
+HOST_ONLY = ("firmware/cpython.py", "firmware/boardcheck.py", "protocol/wire.py",
+             "protocol/schema.py", "protocol/diag.py")
+SIM_ONLY = ("firmware/hal_sim.py", "firmware/hal_simx.py")
+DRIVERS = {"hx711": ("hx711",), "vl53l0x": ("vl53l0x", "vl53l0x_init"), "ultrasonic": ("ultrasonic",),
+           "analog": ("analog",), "sim": ("sim",)}
+
+
+def sources(src, board=None):
+    """The .py files `board` (a board dict; None: all) runs."""
     src = Path(src)
     files = sorted((src / "firmware").rglob("*.py")) + sorted((src / "protocol").glob("*.py"))
     files = [p for p in files if "__pycache__" not in p.parts]
     if not files:
         raise DeployError("no firmware/ or protocol/ sources under %s" % src)
-    return files
+    if board is None:
+        return files
+    return [p for p in files if wanted_on(p.relative_to(src).as_posix(), board)]
 
 
-def build(src, cache, lines=True):
-    """Compile every source to cache/<rel>.mpy, reusing outputs whose source hash is unchanged.
-    lines=False: without line-number tables. Returns {remote_path: bytes}.
+def wanted_on(rel, board):
+    """Does a board (dict) run firmware/protocol source `rel`?"""
+    if rel in HOST_ONLY:
+        return False
+    virtual = board.get("mcu") == "virtual"
+    if not virtual and rel in SIM_ONLY:
+        return False
+    name = rel.rsplit("/", 1)[-1][:-3]
+    if rel.startswith("firmware/sensors/") and name not in ("__init__", "button"):
+        t = (board.get("sensor") or {}).get("type")
+        if name in DRIVERS.get(t, ()):
+            return True
+        # the virtual board also gets the simulator and the chip models of its drivers
+        return virtual and name.startswith("sim") and name != "sim"
+    return True
+
+
+def build(src, cache, lines=True, board=None):
+    """Compile the sources `board` (a dict; None: all) runs to cache/<rel>.mpy, reusing
+    outputs whose source hash is unchanged. lines=False: without line-number tables.
+    Returns {remote_path: bytes}.
     """
     src, cache = Path(src), Path(cache) / ("lines" if lines else "nolines")
     flags = mpy_flags(lines)
@@ -170,7 +203,7 @@ def build(src, cache, lines=True):
     except (OSError, ValueError):
         index = {}
     jobs, out = [], {}
-    for py in sources(src):
+    for py in sources(src, board):
         rel = py.relative_to(src).as_posix()
         mpy = cache / (rel[:-3] + ".mpy")
         digest = hashlib.sha256(py.read_bytes()).hexdigest()
@@ -424,9 +457,17 @@ def _deploy_on(t, t0, port, board, board_path, device_id, key, registry, src, ca
         raise DeployError("mpy version mismatch: device runs mpy v%d, mpy-cross emits v%d.%d"
                           % (major, cross[0], cross[1]))
     log("device %s: mpy v%d.%d arch %d; key %s" % (port, major, minor, arch, mask_key(key)))
+    # A MicroPython unix port whose / is the host's own filesystem (not the virtual board,
+    # which mounts its flash directory as /) would get firmware/, state/ and main.py
+    # written into the host's root: refuse.
+    if ev(t, "__import__('sys').platform == 'linux' and 'proc' in __import__('os').listdir('/')"):
+        raise DeployError("%s is a MicroPython unix port whose / is the host's filesystem, not a "
+                          "board: refusing to write there (run `consumables board` for a virtual "
+                          "board)" % port)
 
-    lines = json.loads(board_path.read_text()).get("memory", {}).get("source_lines", True)
-    files = build(src, cache / ("mpy%d" % cross[0]), lines=lines)
+    cfg = json.loads(board_path.read_text())
+    lines = cfg.get("memory", {}).get("source_lines", True)
+    files = build(src, cache / ("mpy%d" % cross[0]), lines=lines, board=cfg)
     files["/main.py"] = MAIN_PY
     files["/board.json"] = board_path.read_bytes()
     files["/provision.json"] = provision(device_id, key, board, consent, udp, wifi)

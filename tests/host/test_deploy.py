@@ -31,10 +31,10 @@ def make_tree(root):
     """A small stand-in for firmware/ + protocol/, so these tests do not wait on others' code."""
     files = {
         "firmware/__init__.py": "",
-        "firmware/main.py": "from protocol import p\nfrom firmware.sensors import s\n"
+        "firmware/main.py": "from protocol import p\nfrom firmware.sensors import sim as s\n"
                             "def run():\n    open('/ran.txt', 'w').write(p.NAME + s.NAME)\n",
         "firmware/sensors/__init__.py": "",
-        "firmware/sensors/s.py": "NAME = 'sensor'\n",
+        "firmware/sensors/sim.py": "NAME = 'sensor'\n",   # the virtual board's sensor type
         "protocol/__init__.py": "",
         "protocol/p.py": "NAME = 'proto-'\n",
     }
@@ -84,7 +84,7 @@ def test_full_then_incremental_deploy(board, src, tmp_path, capsys):
     code, out, err = run(capsys, *args(board, src, tmp_path))
     assert code == 0, err
     assert "copied 9 of 9 files" in out and KEY not in out + err
-    assert (flash / "firmware/sensors/s.mpy").exists() and not (flash / "firmware/main.py").exists()
+    assert (flash / "firmware/sensors/sim.mpy").exists() and not (flash / "firmware/main.py").exists()
     assert (flash / "main.py").read_text() == "from firmware import main\nmain.run()\n"
     assert json.loads((flash / "board.json").read_text())["name"] == "testboard"
     assert json.loads((flash / "provision.json").read_text()) == {"device_id": "dev-1", "key": KEY, "consent": 1, "transport": {"type": "serial"},
@@ -105,12 +105,12 @@ def test_full_then_incremental_deploy(board, src, tmp_path, capsys):
     # One source edited, one file deleted on the device, one module removed from the tree.
     (src / "protocol/p.py").write_text("NAME = 'proto2-'\n")
     (flash / "firmware/sensors/__init__.mpy").unlink()
-    (src / "firmware/sensors/s.py").unlink()
-    (src / "firmware/sensors/t.py").write_text("NAME = 't'\n")
+    (src / "firmware/sensors/sim.py").unlink()
+    (src / "firmware/t.py").write_text("NAME = 't'\n")
     code, out, err = run(capsys, *args(board, src, tmp_path))
     assert code == 0, err
     assert "copied 3 of 9 files" in out and "removed 1" in out
-    assert not (flash / "firmware/sensors/s.mpy").exists()
+    assert not (flash / "firmware/sensors/sim.mpy").exists()
 
 
 def test_real_repository_tree(board, tmp_path, capsys):
@@ -290,3 +290,43 @@ def test_generated_key_is_the_one_provisioned_and_registered(board, src, tmp_pat
     key = json.loads((tmp_path / "flash" / "provision.json").read_text())["key"]
     assert len(key) == 64 and key not in out + err
     assert json.loads((tmp_path / "reg.json").read_text())["devices"]["dev-1"]["key"] == key
+
+
+def test_each_board_gets_only_what_it_runs(tmp_path):
+    # the simulator and host-side modules stay off real boards, and so do the drivers a
+    # board file does not name; the virtual boards get the simulator
+    files = dp.build(ROOT, tmp_path / "cache", lines=False)
+    total = sum(len(v) for v in files.values())
+    seen = {}
+    for p in sorted((ROOT / "boards").glob("*.json")):
+        cfg = json.loads(p.read_text())
+        got = {"/" + x.relative_to(ROOT).as_posix()[:-3] + ".mpy" for x in dp.sources(ROOT, cfg)}
+        size = sum(len(files[f]) for f in got)
+        seen[p.stem] = got
+        print("%-22s %2d of %d modules, %6d of %d bytes (%d saved)"
+              % (p.stem, len(got), len(files), size, total, total - size))
+        for host in ("/firmware/cpython.mpy", "/firmware/boardcheck.mpy", "/protocol/wire.mpy"):
+            assert host not in got, (p.stem, host)
+        t = cfg["sensor"]["type"]
+        assert "/firmware/sensors/%s.mpy" % t in got
+        if cfg.get("mcu") == "virtual":
+            assert "/firmware/hal_sim.mpy" in got and "/firmware/sensors/simworld.mpy" in got
+        else:
+            assert not [f for f in got if "/sim" in f or f.endswith("hal_sim.mpy") or f.endswith("hal_simx.mpy")]
+            assert "/firmware/hal_esp32.mpy" in got
+            others = set(dp.DRIVERS) - {t}
+            assert not [f for f in got for o in others if f.startswith("/firmware/sensors/%s" % o)]
+    assert seen["esp32-devkitc"] < set(files)
+
+
+def test_refuses_a_unix_port_whose_root_is_the_host(tmp_path, monkeypatch, src):
+    # a bare unix port behind a pty (no remount of / to a flash directory): deploy would
+    # write firmware/ and main.py into the host's own /
+    from host_tools import board as board_mod
+    monkeypatch.setattr(board_mod, "BOOT_SCRIPT", "import os\nprint('; virtual board ')\n")
+    with VirtualBoard(tmp_path / "pty2", tmp_path / "flash2") as b:
+        with pytest.raises(dp.DeployError, match="host's filesystem"):
+            dp.deploy(b.pty_path, "testboard", "dev-1", KEY, registry=str(tmp_path / "r.json"),
+                      src=src, cache=str(tmp_path / "c"), log=lambda m: None)
+    assert not (Path("/") / "main.py").exists() or (Path("/") / "main.py").stat().st_mtime < time.time() - 60
+

@@ -1,0 +1,101 @@
+"""README's "The parts on their own" block, run as written (paths aside, and `.venv/bin/`
+as this interpreter's bin directory): a running board, a bridge that stores its reports,
+a monitor row and a plot. If README and the tools drift apart, this fails."""
+import os
+import pty
+import select
+import re
+import shlex
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def readme_block():
+    text = (ROOT / "README.md").read_text()
+    m = re.search(r"The parts on their own:\s*```sh\n(.*?)```", text, re.S)
+    assert m, "README has no 'The parts on their own' block"
+    cmds = []
+    for line in m.group(1).splitlines():
+        line = line.split("  #")[0].strip()
+        if line.startswith(".venv/bin/consumables"):
+            cmds.append(line)
+    return cmds
+
+
+def test_readme_parts_on_their_own(tmp_path, request):
+    if request.config.getoption("--port"):
+        pytest.skip("virtual board only")
+    cmds = readme_block()
+    assert [c.split()[1] for c in cmds][:4] == ["board", "deploy", "bridge", "monitor"], cmds
+    env = dict(os.environ, HOME=str(tmp_path), CONSUMABLES_REGISTRY="", CONSUMABLES_DB="")
+    env.pop("CONSUMABLES_REGISTRY")
+    env.pop("CONSUMABLES_DB")
+    bindir = Path(sys.executable).parent
+    procs = []
+
+    def argv(cmd):
+        a = shlex.split(cmd.replace("/tmp/vb", str(tmp_path / "vb")))
+        return [str(bindir / "consumables")] + a[1:]
+
+    try:
+        for cmd in cmds:
+            name = cmd.split()[1]
+            background = cmd.endswith("&")
+            if background:
+                procs.append(subprocess.Popen(argv(cmd.rstrip("&").strip()), cwd=tmp_path, env=env,
+                                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+                if name == "board":
+                    end = time.monotonic() + 15
+                    while not (tmp_path / "vb").exists() and time.monotonic() < end:
+                        time.sleep(0.1)
+                    time.sleep(1)
+                if name == "bridge":     # a user starts the monitor once the bridge is up
+                    end = time.monotonic() + 20
+                    while not (tmp_path / "bridge.sqlite").exists() and time.monotonic() < end:
+                        time.sleep(0.1)
+                continue
+            if name == "monitor":       # the live table, on a terminal: watch it for the device
+                mo, so = pty.openpty()
+                m = subprocess.Popen(argv(cmd), cwd=tmp_path, env=dict(env, COLUMNS="160", LINES="40"),
+                                     stdin=subprocess.DEVNULL, stdout=so, stderr=so)
+                os.close(so)
+                end = time.monotonic() + 60
+                out = b""
+                while time.monotonic() < end and b"toner-01" not in out:
+                    r, _, _ = select.select([mo], [], [], 0.5)
+                    if r:
+                        try:
+                            out += os.read(mo, 65536)
+                        except OSError:
+                            break
+                m.send_signal(signal.SIGINT)
+                m.wait(10)
+                os.close(mo)
+                assert b"toner-01" in out, out[-2000:]
+                continue
+            if name in ("send", "keys"):
+                r = subprocess.run(argv(cmd), cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+                assert r.returncode == 0, (cmd, r.stdout, r.stderr)
+                continue
+            if name == "plot":
+                # reports of a simulated day or more first (speed 60000: a day in ~1.5 s)
+                time.sleep(5)
+            r = subprocess.run(argv(cmd), cwd=tmp_path, env=env, capture_output=True, text=True, timeout=180)
+            assert r.returncode == 0, (cmd, r.stdout[-2000:], r.stderr[-2000:])
+        assert (tmp_path / "uplink.jsonl").exists() and "level" in (tmp_path / "uplink.jsonl").read_text()
+        png = tmp_path / "toner.png"
+        assert png.exists() and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    finally:
+        for p in reversed(procs):
+            p.send_signal(signal.SIGTERM)
+            try:
+                p.wait(10)
+            except subprocess.TimeoutExpired:
+                p.kill()
