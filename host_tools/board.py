@@ -326,8 +326,13 @@ class VirtualBoard:
     """One virtual board: ``with VirtualBoard(pty, flash) as b: ...``."""
 
     def __init__(self, pty_path, flash_dir, heap=None, speed=None, seed=None,
-                 ctl_path=None, micropython=None, name=None):
+                 ctl_path=None, micropython=None, name=None, on_crash=None):
         self.pty_path = os.path.abspath(pty_path)
+        # on_crash(text): main.py died with a traceback (not a host's Ctrl-C); the board's
+        # serial line is the bridge's, so `consumables board` prints it where the user looks
+        self.on_crash = on_crash
+        self.crashes = []
+        self._console = b""       # main.py's output since the boot, its last 4 KB
         self.flash_dir = os.path.abspath(flash_dir)
         self.heap = heap or default_heap()
         self.speed = speed
@@ -523,6 +528,7 @@ class VirtualBoard:
         os.set_blocking(master, False)
         self._inner = master
         self._tail = b""
+        self._console = b""
         self._ready.clear()
         self._phase = "booting"
         self._in_frame, self._frame_len, self._scanned = False, 0, 0
@@ -550,6 +556,18 @@ class VirtualBoard:
         self.raw = False
         self._emit(b"\r\nrst: virtual board reset (cause %d)\r\n" % cause)
         self._spawn(cause, run_main=True)
+
+    def _crashed(self):
+        c = self._console
+        text = c[c.rfind(b"Traceback (most recent call last)"):].split(PROMPT)[0]
+        text = text.decode(errors="replace").replace("\r", "")
+        text = text.split("\nMicroPython ")[0].strip()   # the REPL's banner after it
+        self.crashes.append(text)
+        if self.on_crash:
+            try:
+                self.on_crash(text)
+            except Exception:   # a reporting hook must not stop the relay
+                pass
 
     def _exit_asked(self):
         """machine.reset()/deepsleep() from main.py: end the process as the shim asked."""
@@ -615,12 +633,17 @@ class VirtualBoard:
     def _from_port(self, data):
         self._emit(data)
         self._unanswered.clear()
+        if self._phase in ("booting", "running"):
+            self._console = (self._console + data)[-4096:]
         scan = self._tail + data
         if RAW_BANNER in scan:
             self.raw = True
         if PROMPT in scan and self._exit_asked():
             return
         if PROMPT in scan or RAW_BANNER in scan:
+            if self._phase in ("booting", "running") and b"Traceback (most recent call last)" in self._console:
+                self._crashed()
+            self._console = b""
             self._ready.set()
             self._phase = "ready"
         elif self._phase == "booting" and BOOT_MARK in scan:
@@ -835,7 +858,11 @@ def main_board(argv=None):
     p.add_argument("--ctl", help="Unix socket for control commands (powercut, reset, button, refill)")
     a = p.parse_args(argv)
     try:
-        board = VirtualBoard(a.pty, a.flash, heap=a.heap, speed=a.speed, seed=a.seed, ctl_path=a.ctl)
+        def crash(text):
+            print("virtual board: main.py stopped with an error; the board sits in its REPL "
+                  "(reset it, or fix and deploy again):\n%s" % text, file=sys.stderr, flush=True)
+        board = VirtualBoard(a.pty, a.flash, heap=a.heap, speed=a.speed, seed=a.seed, ctl_path=a.ctl,
+                             on_crash=crash)
         board.start(wait=False)
     except (OSError, RuntimeError) as e:
         print("error: %s" % e, file=sys.stderr)

@@ -72,19 +72,36 @@ def read_status(db) -> dict | None:
         return None
 
 
-def snapshot(db) -> tuple[list, dict | None]:
+SILENT_S = 3 * 3600   # no frame for this long (3 report periods of an hour): "silent"
+
+
+def registered(path) -> list:
+    """Device ids in the registry at path (None: none), or [] when it cannot be read: a
+    deployed device the bridge never heard from is shown as silent."""
+    if path is None:
+        return []
+    try:
+        from host_tools import registry
+        return sorted(registry.load(path)["devices"])
+    except Exception:   # no registry, unreadable: the monitor still shows what the DB has
+        return []
+
+
+def snapshot(db, registry=None) -> tuple[list, dict | None]:
     store = Store(db, readonly=True)
     try:
         devices = store.devices()
     finally:
         store.close()
+    seen = {d["device"] for d in devices}
+    devices += [{"device": dev, "last_seen": None} for dev in registered(registry) if dev not in seen]
     return devices, read_status(db)
 
 
-def screen(db):
+def screen(db, registry=None):
     """The live view: a bridge that is still creating its database is waited for."""
     try:
-        return render(*snapshot(db))
+        return render(*snapshot(db, registry))
     except NotReady as e:
         return Text(str(e))
 
@@ -103,13 +120,15 @@ def render(devices: list, status: dict | None, now: float | None = None):
         fill = lvl.get("fill_pct")
         style = "red" if fill is not None and fill <= 10 else ("yellow" if fill is not None and fill <= 25 else "")
         consent = d.get("consent")
+        last = d.get("last_seen")
+        quiet = not last or now - last > SILENT_S
         t.add_row(shown(d["device"]),
                   "%s %s" % (lvl["remaining"], unit) if "remaining" in lvl else "-",
                   Text("%d%%" % fill, style=style) if fill is not None else "-",
                   str(lvl["rate_per_day"]) if lvl.get("rate_per_day") is not None else "-",
                   tte_text(lvl),
                   schema.CONSENT_NAMES[consent] if isinstance(consent, int) and 0 <= consent <= 4 else "?",
-                  ago(d.get("last_seen"), now),
+                  Text(("silent, " if quiet else "") + ago(last, now), style="red" if quiet else ""),
                   str(d.get("queue", 0)),
                   str(d.get("downlink_pending", 0)),
                   shown(d.get("link") or "-"))
@@ -139,21 +158,24 @@ def main_monitor(argv=None) -> int:
     p = _Parser(prog=prog, description="Live view of the devices behind a bridge.")
     p.add_argument("--db", default=os.environ.get("CONSUMABLES_DB", "bridge.sqlite"),
                    help="bridge database (default ./bridge.sqlite or $CONSUMABLES_DB)")
+    p.add_argument("--registry", help="device registry, for devices that never spoke (default: as deploy)")
     p.add_argument("--once", action="store_true", help="print one snapshot and exit")
     p.add_argument("--interval", type=float, default=1.0, help="refresh period in seconds")
     try:
         a = p.parse_args(argv)
     except SystemExit as e:
         return int(e.code or 0)
+    from host_tools.registry import registry_path
+    a.registry = str(registry_path(a.registry))
     console = Console(width=None if sys.stdout.isatty() else 160)
     try:
         if a.once:
-            console.print(render(*snapshot(a.db)))
+            console.print(render(*snapshot(a.db, a.registry)))
             return 0
-        with Live(screen(a.db), console=console, refresh_per_second=4) as live:
+        with Live(screen(a.db, a.registry), console=console, refresh_per_second=4) as live:
             while True:
                 time.sleep(a.interval)
-                live.update(screen(a.db))
+                live.update(screen(a.db, a.registry))
     except (StoreError, sqlite3.Error) as e:
         print("%s: error: %s" % (prog, e), file=sys.stderr)
         return 2
