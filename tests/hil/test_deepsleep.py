@@ -1,11 +1,13 @@
 """A deep-sleep board on the virtual board, which treats deep sleep as an ESP32 does: a
 reset (RAM lost, the process ends), RTC memory kept, the button an EXT0 wake source."""
+import socket
 import time
 
 import pytest
 
 from host_tools.rig import Rig, events
 from protocol import messages as M
+from netutil import free_port  # noqa: E402  (tests/ on sys.path: conftest)
 
 
 @pytest.fixture
@@ -34,21 +36,12 @@ def test_wakes_keep_filters_and_a_press_wakes_the_board(rig):
     rig.wait_for(lambda m: events(m, "order_request"), timeout=60, what="order request")
 
 
-def _free_udp_port():
-    import socket
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
 @pytest.fixture
 def udp_rig(tmp_path, request):
     if request.config.getoption("--port"):
         pytest.skip("virtual board only")
     r = Rig(tmp_path, board="virtual-deepsleep", speed=20000, seed=6, consent=4)
-    port = _free_udp_port()
+    port = free_port(socket.SOCK_DGRAM)
     r.start_board()
     r.vboard.command("wifi slow 2500")     # association + DHCP, as an ESP32 takes
     r.deploy(udp="127.0.0.1:%d" % port, wifi="lab:secret")

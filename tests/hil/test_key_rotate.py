@@ -14,20 +14,13 @@ from host_tools import registry as reg
 from host_tools.keys import main_keys
 from host_tools.rig import Rig
 from protocol import wire
+from netutil import free_port  # noqa: E402  (tests/ on sys.path: conftest)
 
 GRACE_S = 25.0
 
 
-def _free_udp_port():
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
 def test_keys_rotate_on_the_virtual_board(tmp_path, capsys):
-    port = _free_udp_port()
+    port = free_port(socket.SOCK_DGRAM)
     rig = Rig(tmp_path / "rig", speed=20000, seed=11, device_id="toner-kr", consent=4,
               bridge_args=["--listen", "udp://127.0.0.1:%d" % port])
     with rig:
