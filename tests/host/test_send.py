@@ -11,7 +11,7 @@ from host_tools.send import UsageError, main_send, parse_command
 from host_tools.store import Store
 from host_tools.uplinks import JsonlUplink
 from protocol import messages
-from test_bridge_support import DEV, decode_down, frame, make_registry
+from test_bridge_support import DEV, decode_down, frame, make_registry, wait_for
 
 
 def test_parse_command():
@@ -73,7 +73,8 @@ def test_send_delivered_on_device_link(tmp_path, capsys):
         assert main_send([DEV, "consent", "3", "--customer-confirmed"] + common) == 0
         _, d, p = decode_down(s.recvfrom(512)[0])
         assert p == {0: messages.CONSENT, 1: 3} and d > dseqs[-1]
-        assert b.store.pending_downlinks() == []
+        # (marked sent just after it went out: the reply can arrive first)
+        assert wait_for(lambda: b.store.pending_downlinks() == []), b.store.pending_downlinks()
         assert b.count["downlinks"] == 5
     finally:
         b.stop()
