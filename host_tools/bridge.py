@@ -427,6 +427,8 @@ class BridgeCore:
                 self._deliver(dev)
             if old_key:
                 self._rekey(dev, key, reply, link)
+            elif msg.type == "hello" and getattr(msg, "boot", None) is not None:
+                self._time_sync(dev, key, reply, link)
             out[i] = "stored"
         self.count("acks", acks)
         if stored:
@@ -451,6 +453,18 @@ class BridgeCore:
             self.count("rekeys")
             self.log("rekey_sent", device=dev, dseq=dseq, link=link)
         self.routes.pop(dev, None)
+
+    def _time_sync(self, dev, key, reply, link):
+        """A hello with a boot count (key 10) is a boot: after a power cut an ESP32's RTC
+        starts again at 0, so the bridge answers with the wall clock, after the ack; the
+        device moves its clock forward by the outage (firmware/clock.py set_wall)."""
+        try:
+            dseq = self.store.next_down_seq(dev)
+        except (sqlite3.Error, StoreError) as e:
+            self.log("store_error", device=dev, error=str(e))
+            return
+        if self._send(dev, dseq, {0: messages.TIME, 1: int(time.time())}, reply, link, "time", key):
+            self.count("downlinks")
 
     def _window(self, dev: str, fp: str, key: bytes) -> list:
         """[epoch, highest stored seq] of dev's replay window under key (fingerprint fp),

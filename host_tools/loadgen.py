@@ -258,7 +258,8 @@ class Device:
 
     def verify_ack(self, data):
         """The verified ack's seq, or None (bad frame or MAC, wrong AAD or kid, not an ack,
-        a downlink seq not above the last one accepted)."""
+        a downlink seq not above the last one accepted). The bridge answers a boot's hello
+        with the wall clock too: a fresh, verified `time` is taken and is None, not bad."""
         try:
             body = framing.decode_frame(wire.unframe(data))
             kid, dseq, prot, payload, tag = codec.parse_envelope(body)
@@ -267,13 +268,14 @@ class Device:
                     hmac.new(self.key, tbs, hashlib.sha256).digest()[:cose.TAG_LEN], tag):
                 raise ValueError("bad MAC")
             p = cbor2.loads(payload)
-            if M.validate(p, (M.ACK,)) != M.ACK or dseq <= self.dseq:
-                raise ValueError("not a fresh ack")
+            t = M.validate(p, (M.ACK, M.TIME))
+            if dseq <= self.dseq:
+                raise ValueError("not a fresh downlink")
         except (ValueError, TypeError, KeyError, IndexError):
             self.bad_acks += 1
             return None
         self.dseq = dseq
-        return p[1]
+        return p[1] if t == M.ACK else None
 
 
 class UplinkTail:

@@ -31,6 +31,11 @@ def test_wakes_keep_filters_and_a_press_wakes_the_board(rig):
     assert levels, "no level report from a deep-sleep board"
     # RAM was lost at each wake, the filter chain came back from RTC memory
     assert (rig.work / "flash" / "rtcmem").exists() is False    # RTC memory is not flash
+    # the bridge answered the boot's hello with the wall clock: the checkpoint has an offset
+    # (wall - now; the board's clock runs 20,000x, so only its order of magnitude is checked)
+    import json
+    off = json.loads((rig.work / "flash" / "state" / "est.json").read_text())["off"]
+    assert off[1] is not None and 1.6e9 < off[1] < time.time() + 1, off
     # a press between wakes wakes the board and is an order request
     rig.world("button")
     rig.wait_for(lambda m: events(m, "order_request"), timeout=60, what="order request")

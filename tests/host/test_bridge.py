@@ -1,4 +1,5 @@
 """BridgeCore: verify, store, ack, dedupe, replay, error counting (no threads)."""
+import time
 import json
 import os
 import sqlite3
@@ -41,6 +42,19 @@ def test_verify_store_ack(env):
     assert dev["level"]["remaining"] == 480 and dev["consent"] == 4 and dev["link"] == "test"
     assert env.count["stored"] == 2 and env.count["acks"] == 2
     assert any(e["event"] == "frame" and e["seq"] == 2 for e in env.logs)
+
+
+def test_a_boot_hello_gets_the_wall_clock(env):
+    # a hello with a boot count is a boot: after a power cut an ESP32's RTC restarted at 0,
+    # so the bridge answers with the wall clock after the ack (firmware/clock.py set_wall)
+    r = Replies()
+    assert env.handle_chunk(chunk(frame(1, {**HELLO, 10: 3})), r, "test") == "stored"
+    got = r.decoded()
+    assert [p[0] for _, _, p in got] == [messages.ACK, messages.TIME], got
+    assert abs(got[1][2][1] - time.time()) < 60 and got[0][1] < got[1][1]
+    r2 = Replies()
+    env.handle_chunk(chunk(frame(2, HELLO)), r2, "test")      # no boot count: an ack only
+    assert [p[0] for _, _, p in r2.decoded()] == [messages.ACK]
 
 
 def test_duplicate_is_reacked_not_restored(env):

@@ -108,13 +108,13 @@ def test_sigterm_stops_cleanly_nothing_acked_lost(tmp_path):
     acked = []
     for seq in range(1, 400):
         s.sendto(frame(seq, HELLO if seq == 1 else level(1000 - seq)), ("127.0.0.1", udp))
-        if seq == 150:
-            proc.send_signal(signal.SIGTERM)
         try:
             s.recvfrom(512)
             acked.append(seq)
         except (socket.timeout, ConnectionRefusedError):
             break
+        if seq == 150:   # after its ack (sent before it, the ack of 150 raced the signal)
+            proc.send_signal(signal.SIGTERM)
     rc = proc.wait(20)
     err = proc.stderr.read().decode()
     assert rc == 0, err[-1000:]
