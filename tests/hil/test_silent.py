@@ -2,12 +2,16 @@
 looks, and the monitor shows the deployed device as silent instead of an empty table."""
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from host_tools import deploy as dp
 from host_tools.board import VirtualBoard
 from host_tools.store import Store
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "host"))
+from test_board import wait_for  # noqa: E402
 
 KEY = "0123456789abcdef" * 4
 
@@ -20,9 +24,7 @@ def test_a_dying_main_is_reported_and_the_device_shows_silent(tmp_path, request)
     with VirtualBoard(tmp_path / "pty", tmp_path / "flash", heap="48K", speed=1000, seed=1,
                       on_crash=crashes.append) as b:
         dp.deploy(b.pty_path, "virtual", "toner-09", KEY, registry=str(reg), log=lambda m: None)
-        end = __import__("time").monotonic() + 30
-        while not crashes and __import__("time").monotonic() < end:
-            __import__("time").sleep(0.2)
+        wait_for(lambda: crashes, timeout=30)
     assert crashes and "MemoryError" in crashes[0] and crashes[0].startswith("Traceback"), crashes
     Store(str(tmp_path / "bridge.sqlite")).close()     # a bridge that never heard from it
     out = subprocess.run([sys.executable, "-m", "host_tools.cli", "monitor", "--once", "--db",

@@ -3,19 +3,17 @@ rules: machine.WDT cannot be stopped once started and outlives a Ctrl-C into the
 a soft reset; a hard reset, a deep sleep or a power-on ends it."""
 import json
 import shutil
+import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from host_tools import deploy as deploy_mod
 from host_tools.board import VirtualBoard
 from host_tools.rig import Rig
 
-sys_path = Path(__file__).resolve().parents[1] / "host"
-import sys  # noqa: E402
-sys.path.insert(0, str(sys_path))
-from test_board import mpremote, wait_for  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "host"))
+from test_board import mpremote, wait_for  # noqa: E402  (tests/host's mpremote helpers)
 
 ROOT = Path(__file__).resolve().parents[2]
 
