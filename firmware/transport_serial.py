@@ -6,10 +6,11 @@ non-blocking (select.poll, then one byte at a time: the unix port's stdin.read(n
 block for all n bytes; downlink traffic is a few dozen bytes per message, so that is cheap).
 
 Ctrl-C: a COBS frame may contain 0x03, which would raise KeyboardInterrupt in the middle
-of the agent, so on a bare-metal REPL line we switch it off (micropython.kbd_intr(-1)) and
-recognise mpremote's interrupt ourselves: it sends "\\r\\x03", which cannot start a frame
-(a frame's first byte is the COBS code, its second 0xD1, the COSE tag). On the unix port
-(virtual board) the pty's ISIG turns 0x03 into SIGINT before we see it, so nothing changes.
+of the agent, so on the REPL line we switch it off (micropython.kbd_intr(-1)) and recognise
+mpremote's interrupt ourselves: it sends "\\r\\x03". It counts unless it is inside a frame,
+which is 0x00, the COBS code, then 0xD1 (the COSE tag) up to the next 0x00: so text before
+it (a terminal's typing, a half-sent command) does not hide it. Every port: the virtual
+board's relay obeys kbd_intr as a board's UART does (host_tools/board.py, _pump).
 """
 import sys
 
@@ -24,7 +25,8 @@ class Serial:
         self.df = Deframer()
         self._b1 = bytearray(1)
         self._prev = 0
-        self._n0 = 0          # bytes since the last 0x00
+        self._n0 = 2          # bytes since the last 0x00 (2: none seen, not in a frame)
+        self._fr = False      # inside a frame: its second byte was 0xD1
         self._kbd = kbd       # we detect "\r\x03" (kbd_intr is off)
         self.sent = 0
         if uart is None:
@@ -71,9 +73,14 @@ class Serial:
             b = self._byte()
             if b < 0:
                 break
-            if self._kbd and b == 3 and self._prev == 13 and self._n0 == 1:
+            if self._kbd and b == 3 and self._prev == 13 and not self._fr:
                 raise KeyboardInterrupt()
-            self._n0 = 0 if b == 0 else self._n0 + 1
+            if b == 0:
+                self._n0, self._fr = 0, False
+            elif self._n0 < 2:
+                self._n0 += 1
+                if self._n0 == 2:
+                    self._fr = b == 0xD1
             self._prev = b
             buf.append(b)
         if buf:
@@ -90,13 +97,9 @@ def open(t, board):
         uart = hal.UART(u.get("id", 1), u.get("baud", 115200),
                         tx=u.get("tx", pins.get("uart_tx")), rx=u.get("rx", pins.get("uart_rx")))
         return Serial(uart=uart)
-    kbd = False
     try:
-        import machine  # noqa: F401
-        if hasattr(machine, "Pin"):      # a real board: take Ctrl-C over (see above)
-            import micropython
-            micropython.kbd_intr(-1)
-            kbd = True
-    except ImportError:
-        pass
-    return Serial(kbd=kbd)
+        import micropython   # take Ctrl-C over (see above); CPython has no such module
+        micropython.kbd_intr(-1)
+    except (ImportError, AttributeError):
+        return Serial()
+    return Serial(kbd=True)

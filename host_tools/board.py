@@ -26,6 +26,9 @@ unix port runs, and makes the process behave like a bare-metal port:
   line commands on the optional Unix socket ``--ctl PATH`` (one command per
   connection, answer ``ok ...`` / ``error ...``).  World commands (``button``,
   ``refill``) are appended as lines to ``FLASH/ctl`` for the simulated world.
+* Ctrl-C: a 0x03 from the host is a KeyboardInterrupt only while the port's interrupt
+  char is Ctrl-C, and data after ``micropython.kbd_intr(-1)``, as a board's UART ISR
+  decides (``_pump``). ``baud=`` paces the line as a UART at that rate (``_Wire``).
 * ``FLASH/sim.json`` gets ``{"speed": X, "seed": N, "state": "world.bin"}`` before
   the first boot, for the firmware's simulated world; ``FLASH/world.bin`` keeps the world
   (level, clock anchored to the host's wall clock) across power cuts, so a reboot resumes
@@ -74,6 +77,7 @@ RAW_BANNER = b"raw REPL; CTRL-B to exit"
 BOOT_MARK = b"; virtual board "  # printed by _vboot.py once Python code runs
 PROMPT = b">>> "
 OUT_LIMIT = 64 * 1024  # bytes kept for a reader that is not there; older ones are dropped
+SETTLE_S = 1.0  # after a Ctrl-C: how long input waits for the REPL (a few agent cycles)
 
 BOOT_SCRIPT = r"""
 import os, sys
@@ -294,9 +298,9 @@ def micropython_bin():
 def _set_inner_termios(fd):
     """Raw (no OPOST, no echo, no canon, no ISIG).
 
-    The kernel must not turn a 0x03 byte into SIGINT: downlink frames from the bridge
-    carry arbitrary non-zero bytes, 0x03 among them, and would interrupt main.py. The
-    relay sends SIGINT itself for a Ctrl-C that arrives outside a frame (see _pump).
+    The kernel must not turn every 0x03 byte into SIGINT: after micropython.kbd_intr(-1)
+    a board takes it as data (downlink frames carry 0x03 among their bytes). The relay
+    sends SIGINT itself, only while the port's interrupt char is Ctrl-C (see _pump).
     """
     attrs = termios.tcgetattr(fd)
     iflag, oflag, cflag, lflag, ispeed, ospeed, cc = attrs
@@ -322,12 +326,35 @@ def _controlling_tty():
     fcntl.ioctl(0, termios.TIOCSCTTY, 0)
 
 
+class _Wire:
+    """One direction of a UART at `baud`, 8N1 (10 bits a byte): bytes pass no faster than
+    baud / 10 per second, and an idle line saves up no more than 10 ms of them."""
+
+    def __init__(self, baud):
+        self.rate = baud / 10.0
+        self.cap = max(1.0, self.rate * 0.01)
+        self.tokens, self.t = 0.0, time.monotonic()
+
+    def allow(self, want):
+        now = time.monotonic()
+        self.tokens = min(self.cap, self.tokens + (now - self.t) * self.rate)
+        self.t = now
+        n = min(want, int(self.tokens))
+        self.tokens -= n
+        return n
+
+
 class VirtualBoard:
     """One virtual board: ``with VirtualBoard(pty, flash) as b: ...``."""
 
     def __init__(self, pty_path, flash_dir, heap=None, speed=None, seed=None,
-                 ctl_path=None, micropython=None, name=None, on_crash=None):
+                 ctl_path=None, micropython=None, name=None, on_crash=None, baud=None):
         self.pty_path = os.path.abspath(pty_path)
+        # baud: the serial line's rate both ways (a USB-UART bridge's 115200); None: a pty's
+        self.baud = baud
+        self._wire_up = _Wire(baud) if baud else None     # board -> host
+        self._wire_down = _Wire(baud) if baud else None   # host -> board
+        self._line_in = bytearray()  # from the host, not yet through the wire
         # on_crash(text): main.py died with a traceback (not a host's Ctrl-C); the board's
         # serial line is the bridge's, so `consumables board` prints it where the user looks
         self.on_crash = on_crash
@@ -355,10 +382,12 @@ class VirtualBoard:
         # Input to the port is held while it cannot take it safely (see _pump):
         # "off" (no process), "booting" (SIGINT would kill it), "running"
         # (main.py: bytes pass, e.g. for a serial transport), "interrupted"
-        # (after a Ctrl-C: the REPL is coming, hold until its prompt), "ready".
+        # (after a SIGINT: the REPL is coming, hold until its prompt), "settling"
+        # (main.py read a "\r\x03" itself: hold until a prompt or SETTLE_S), "ready".
         self._phase = "off"
-        self._in_frame, self._frame_len, self._scanned = False, 0, 0
         self._last_in = 0
+        self._settle_until = 0.0     # "settling": see _pump
+        self._sigint_at, self._answered_since_sigint = 0.0, True
         self._pending = bytearray()
         self._unanswered = bytearray()  # written to the port since its last output
         self._boot_at = None         # time of a pending (delayed) boot
@@ -531,7 +560,6 @@ class VirtualBoard:
         self._console = b""
         self._ready.clear()
         self._phase = "booting"
-        self._in_frame, self._frame_len, self._scanned = False, 0, 0
         self._last_in = 0
         if counted:  # boots the firmware could see; a quiet respawn is not one
             self.boots += 1
@@ -562,6 +590,8 @@ class VirtualBoard:
         text = c[c.rfind(b"Traceback (most recent call last)"):].split(PROMPT)[0]
         text = text.decode(errors="replace").replace("\r", "")
         text = text.split("\nMicroPython ")[0].strip()   # the REPL's banner after it
+        if text.splitlines()[-1].startswith("KeyboardInterrupt"):
+            return   # a Ctrl-C main.py obeyed itself (kbd_intr off) is not a crash
         self.crashes.append(text)
         if self.on_crash:
             try:
@@ -633,6 +663,7 @@ class VirtualBoard:
     def _from_port(self, data):
         self._emit(data)
         self._unanswered.clear()
+        self._answered_since_sigint = True
         if self._phase in ("booting", "running"):
             self._console = (self._console + data)[-4096:]
         scan = self._tail + data
@@ -660,84 +691,83 @@ class VirtualBoard:
         self._pump()
 
     def _pump(self):
-        # A board's UART keeps what arrives while it boots and reacts to Ctrl-C at
-        # once; the unix port would die of a SIGINT before its handler is set, and
-        # its REPL may flush input when it switches the tty to raw mode.
+        # A board's UART keeps what arrives while it boots; the unix port would die of
+        # a SIGINT before its handler is set, and its REPL flushes input (TCSAFLUSH) each
+        # time it switches the tty mode.
         if self._inner is None or self._phase in ("off", "booting"):
             return
-        if self._phase == "running":
-            i = self._ctrl_c_outside_frame()
-            if i >= 0:  # bytes before the Ctrl-C went to the busy program
-                out, rest = bytes(self._pending[:i]), self._pending[i + 1:]
-                self._pending = bytearray(rest)
-                self._phase = "interrupted"
-                if out:
-                    try:
-                        os.write(self._inner, out)
-                    except OSError:
-                        pass
-                    out = b""
-                if self._repl_reading():
-                    # The REPL is waiting for a line: it takes Ctrl-C as a byte, and a
-                    # SIGINT now would kill the port (its handler is off between runs).
-                    out = b"\x03"
-                else:
-                    try:  # what the kernel would do with ISIG, but only for a real Ctrl-C
-                        os.kill(self._proc.pid, signal.SIGINT)
-                    except (OSError, AttributeError):
-                        pass
-            else:
-                out, self._pending = bytes(self._pending), bytearray()
-        elif self._phase == "ready":
-            out, self._pending = bytes(self._pending), bytearray()
-        else:
+        if self._phase == "settling" and time.monotonic() >= self._settle_until:
+            self._phase = "running"   # the program kept the Ctrl-C as data and goes on
+        if self._phase not in ("running", "ready"):
             return
+        out = bytearray()
+        while self._pending:
+            i = self._pending.find(3)
+            if i < 0:
+                out += self._pending
+                self._pending = bytearray()
+                break
+            out += self._pending[:i]
+            prev = self._pending[i - 1] if i else self._last_in
+            del self._pending[:i + 1]
+            self._last_in = 3
+            if self._interrupt_char_is_ctrl_c():
+                # The ISR's rule: the byte is not data, it raises KeyboardInterrupt.
+                self._write_port(out)
+                out = bytearray()
+                self._interrupt()
+                if self._phase == "interrupted":
+                    return
+                continue
+            out.append(3)   # kbd_intr(-1): data for the program, as in a board's ring buffer
+            if self._phase == "running" and prev == 13:
+                # "\r\x03" is what mpremote sends and firmware/transport_serial.py obeys:
+                # if main.py ends on it the unix REPL's TCSAFLUSH would drop what follows
+                # (mpremote's Ctrl-A), which a board keeps: hold the rest until a prompt
+                # shows or the program shows it kept running.
+                self._write_port(out)
+                self._phase = "settling"
+                self._settle_until = time.monotonic() + SETTLE_S
+                return
+        if self._pending == b"" and out:
+            self._last_in = out[-1]
+        self._write_port(out)
+
+    def _write_port(self, out):
         if out:
             try:
-                os.write(self._inner, out)
+                os.write(self._inner, bytes(out))
                 self._unanswered += out
             except OSError:
                 pass
 
-    def _repl_reading(self):
-        # The unix port sets c_lflag to 0 only while its REPL reads input (the master
-        # side of a pty reports the slave's termios).
+    def _interrupt(self):
+        now = time.monotonic()
+        if now - self._sigint_at < SETTLE_S and not self._answered_since_sigint:
+            return   # one KeyboardInterrupt is already pending: a board raises it once
+        self._sigint_at, self._answered_since_sigint = now, False
+        if self._phase == "running":
+            self._phase = "interrupted"   # main.py is ending: hold input until the REPL
         try:
-            return termios.tcgetattr(self._inner)[3] == 0
-        except (termios.error, TypeError):
-            return False
+            os.kill(self._proc.pid, signal.SIGINT)
+        except (OSError, AttributeError):
+            pass
 
-    def _ctrl_c_outside_frame(self):
-        """Index of the first "\\r\\x03" 0x03 in the pending input that is not inside a
-        frame, or -1.
-
-        Frames are 00 | COBS | 00: the first 0x00 opens one, the next 0x00 after at
-        least one byte closes it (00 00 keeps it open: an empty chunk then a start).
-        Scanned bytes are remembered, so the state carries across reads. Like the firmware
-        on a real board (kbd_intr off, firmware/transport_serial.py) only mpremote's
-        "\\r\\x03" interrupts: a noisy line that drops a 0x00 makes frame bytes look
-        outside a frame, and a lone 0x03 among them must not stop main.py.
-        """
-        in_frame, n = self._in_frame, self._frame_len
-        pos = self._scanned
-        for i in range(pos, len(self._pending)):
-            prev, b = b if i > pos else self._last_in, self._pending[i]
-            if b == 0:
-                if in_frame and n:
-                    in_frame, n = False, 0
-                else:
-                    in_frame, n = True, 0
-            elif in_frame:
-                n += 1
-            elif b == 3 and prev == 13:
-                self._in_frame, self._frame_len, self._scanned = in_frame, n, 0
-                self._last_in = 3
-                return i
-        if len(self._pending) > pos:
-            self._last_in = self._pending[-1]
-        self._in_frame, self._frame_len = in_frame, n
-        self._scanned = 0
-        return -1
+    def _interrupt_char_is_ctrl_c(self):
+        """micropython.kbd_intr's state, read from the port: the unix port installs its
+        SIGINT handler for Ctrl-C and restores SIG_DFL for -1 (ports/unix/unix_mphal.c,
+        mp_hal_set_interrupt_char), and pyexec sets Ctrl-C only while code runs
+        (shared/runtime/pyexec.c). A bare-metal port's UART ISR compares each byte with
+        that char the same way (shared/runtime/interrupt_char.c). Linux shows the
+        handler as bit SIGINT-1 of SigCgt in /proc/PID/status."""
+        try:
+            with open("/proc/%d/status" % self._proc.pid) as f:
+                for line in f:
+                    if line.startswith("SigCgt:"):
+                        return bool(int(line.split()[1], 16) >> (signal.SIGINT - 1) & 1)
+        except (OSError, ValueError, AttributeError):
+            pass
+        return False
 
     def _wdt_check(self):
         now = time.monotonic()
@@ -790,6 +820,15 @@ class VirtualBoard:
             timeout = 0.5
             if self._boot_at is not None:
                 timeout = max(0.0, min(timeout, self._boot_at - time.monotonic()))
+            if self._phase == "settling":
+                timeout = max(0.0, min(timeout, self._settle_until - time.monotonic()))
+            if self.baud and (self._line_in or self._out):
+                timeout = min(timeout, 0.002)   # the wire's next bytes
+                wlist = []                      # paced by the wire, not the pty
+            if self.baud and len(self._out) > 1024 and self._inner in rlist:
+                # a UART's TX blocks the writer when its buffer is full (uart_write_bytes):
+                # leave the port's output in its pty until the wire has room
+                rlist.remove(self._inner)
             r, w, _ = select.select(rlist, wlist, [], timeout)
             if self._wake_r in r:
                 os.read(self._wake_r, 512)
@@ -814,16 +853,28 @@ class VirtualBoard:
                     data = os.read(self._master, 4096)
                 except OSError:
                     data = b""
-                if data:
+                if data and self.baud:
+                    self._line_in += data
+                elif data:
                     self._to_port(data)
-            if self._master in w and self._out:
+            if self._line_in:
+                n = self._wire_down.allow(len(self._line_in))
+                if n:
+                    data, self._line_in = bytes(self._line_in[:n]), self._line_in[n:]
+                    self._to_port(data)
+            if self._out and (self._master in w or self.baud):
+                n = self._wire_up.allow(4096) if self.baud else 4096
                 try:
-                    n = os.write(self._master, bytes(self._out[:4096]))
-                    del self._out[:n]
+                    if n:
+                        n = os.write(self._master, bytes(self._out[:n]))
+                        del self._out[:n]
                 except BlockingIOError:
-                    pass
+                    if self.baud:   # the bits went out; nobody on the host side read them
+                        del self._out[:n]
                 except OSError:
                     self._out.clear()
+            if self._phase == "settling":
+                self._pump()
             self._wdt_check()
             if self._sock and self._sock in r:
                 self._serve_ctl()
@@ -856,13 +907,17 @@ def main_board(argv=None):
     p.add_argument("--speed", type=float, help="simulation speed, written to FLASH/sim.json")
     p.add_argument("--seed", type=int, help="simulation seed, written to FLASH/sim.json")
     p.add_argument("--ctl", help="Unix socket for control commands (powercut, reset, button, refill)")
+    p.add_argument("--baud", type=int, help="pace the serial line as a UART at this rate (e.g. 115200); "
+                                            "default: as fast as the pty goes")
     a = p.parse_args(argv)
+    if a.baud is not None and not 300 <= a.baud <= 4000000:
+        p.error("--baud must be 300..4000000")
     try:
         def crash(text):
             print("virtual board: main.py stopped with an error; the board sits in its REPL "
                   "(reset it, or fix and deploy again):\n%s" % text, file=sys.stderr, flush=True)
         board = VirtualBoard(a.pty, a.flash, heap=a.heap, speed=a.speed, seed=a.seed, ctl_path=a.ctl,
-                             on_crash=crash)
+                             on_crash=crash, baud=a.baud)
         board.start(wait=False)
     except (OSError, RuntimeError) as e:
         print("error: %s" % e, file=sys.stderr)

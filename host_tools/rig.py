@@ -33,7 +33,7 @@ class RigError(Exception):
 
 class Rig:
     def __init__(self, work, board="virtual", port=None, device_id="toner-01", consent=4, speed=None,
-                 seed=None, heap=None, key=None, log=None, bridge_args=()):
+                 seed=None, heap=None, key=None, log=None, bridge_args=(), baud=None):
         self.work = Path(work)
         self.work.mkdir(parents=True, exist_ok=True)
         self.board_name = board
@@ -51,6 +51,7 @@ class Rig:
         self.uplink = self.work / "uplink.jsonl"
         self.bridge_log = self.work / "bridge.log"
         self.bridge_args = list(bridge_args)
+        self.baud = baud          # the virtual board's line paced as a UART (None: a pty's speed)
         self.vboard = None
         self.bridge = None
 
@@ -59,7 +60,7 @@ class Rig:
         if self.real_port:
             return
         self.vboard = VirtualBoard(self.port, str(self.work / "flash"), heap=self.heap, speed=self.speed,
-                                   seed=self.seed)
+                                   seed=self.seed, baud=self.baud)
         self.vboard.start()
         self.log("virtual board on %s (heap %s, speed %s)" % (self.port, self.heap, self.speed))
 

@@ -18,8 +18,8 @@ and runs all cycles (bisected in 2 KB steps, confirmed over the full run) and wh
 target, 64K, works.
 
 Two runtimes, side by side: the x86_64 unix port (64-bit: pointers, object headers and GC
-blocks twice an ESP32's) and the same unix port built for wasm32 (32-bit, like an ESP32),
-run under Node by tests/mp32 (set up on first use; skipped with a note if node is missing).
+blocks twice an ESP32's) and the ESP32-shaped build of tests/mp32 (MicroPython v1.28.0's unix
+port, -m32 with single-precision floats; built by scripts/setup, skipped with a note if missing).
 
   python tests/benchmarks/bench_memory.py [--cycles 10000] [--heap 1024K] [--time-heap 128K] [--bisect-cycles 2000] [--no-32]
 """
@@ -121,14 +121,14 @@ def main():
                     help="heap of a second run for the time per cycle: board-sized, so collections run inside the busy cycles")
     ap.add_argument("--bisect-cycles", type=int, default=2000,
                     help="cycles per bisection run (the result is confirmed with --cycles)")
-    ap.add_argument("--no-32", action="store_true", help="skip the 32-bit (wasm32) runtime")
+    ap.add_argument("--no-32", action="store_true", help="skip the 32-bit (ESP32-shaped) runtime")
     a = ap.parse_args()
     runtimes = [("64-bit", [micropython_bin()])]
     m32 = None if a.no_32 else mp32_cmd()
     if m32:
         runtimes.append(("32-bit", m32))
     elif not a.no_32:
-        print("(32-bit runtime unavailable: tests/mp32/setup needs node; 64-bit figures only)")
+        print("(32-bit runtime unavailable: run tests/mp32/setup; 64-bit figures only)")
     tmp = tempfile.mkdtemp(prefix="mpy-")
     try:
         build_mpy(tmp)
@@ -170,8 +170,8 @@ def main():
         for n in names:
             if not ok(cols[n][0]):
                 print("%s failed at heap %s: %s" % (n, a.heap, cols[n][0]))
-        print("(bytes of GC heap; 64-bit = the x86_64 unix port, 32-bit = the same port built for "
-              "wasm32 (tests/mp32), an ESP32's word size; figures at heap %s, %d cycles; "
+        print("(bytes of GC heap; 64-bit = the x86_64 unix port, 32-bit = the same port built "
+              "-m32 with float32 (tests/mp32), an ESP32's word size; figures at heap %s, %d cycles; "
               "growth = end - after %d cycles; every cycle is followed by gc.collect(), as in "
               "firmware/main.py; the smallest working heap is what the agent needs)" % (a.heap, a.cycles, min(1000, a.cycles // 2)))
     finally:

@@ -40,18 +40,33 @@ def test_serial_uart_roundtrip_with_log_text_between_frames():
     assert s.poll() == []
 
 
+def _interrupted(s):
+    try:
+        s.poll()
+    except KeyboardInterrupt:
+        return True
+    return False
+
+
 def test_serial_recognises_mpremote_interrupt_only_outside_frames():
     u = hal.UART(1)      # the simulated HAL's in-memory UART (firmware/hal_simx.py)
     s = Serial(uart=u, kbd=True)
-    body = b"\x00\x05\x0d\x03\x01\x02\x00"     # 0x0d 0x03 inside a frame: not an interrupt
-    u.rx.extend(body)
-    s.poll()
+    # a frame (0x00, COBS code, 0xD1 ...) holding "\r\x03": data, not an interrupt
+    u.rx.extend(b"\x00\x07\xd1\x0d\x03\x01\x02\x03\x00")
+    assert not _interrupted(s)
     u.rx.extend(b"\r\x03")
-    try:
-        s.poll()
-        raise AssertionError("expected KeyboardInterrupt")
-    except KeyboardInterrupt:
-        pass
+    assert _interrupted(s)
+
+
+def test_serial_interrupt_after_text_on_the_line():
+    # what a terminal's typing or a half-sent command leaves must not hide the Ctrl-C
+    for before in (b"print(1", b"\x00\x07\xd1\x01\x02\x03\x04\x05\x00typed", b"\x00\x00ab"):
+        u = hal.UART(1)
+        s = Serial(uart=u, kbd=True)
+        u.rx.extend(before)
+        assert not _interrupted(s)
+        u.rx.extend(b"\r\x03")
+        assert _interrupted(s), before
 
 
 def test_open_picks_from_provisioning():

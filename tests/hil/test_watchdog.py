@@ -56,7 +56,7 @@ def test_deploy_onto_a_running_agent_never_races_its_watchdog(tmp_path, request)
     if request.config.getoption("--port"):
         pytest.skip("virtual board only")
     src = _src_with_watchdog(tmp_path, 1500)
-    r = Rig(tmp_path / "rig", speed=2000, seed=3)
+    r = Rig(tmp_path / "rig", speed=2000, seed=3, baud=115200)   # a USB-UART bridge's line
     r.start_board()
     try:
         kw = dict(src=str(src), cache=str(tmp_path / "cache"))
@@ -69,7 +69,7 @@ def test_deploy_onto_a_running_agent_never_races_its_watchdog(tmp_path, request)
         res = r.deploy(**kw)
         assert res["files"] > 10 and len(res["changed"]) == res["files"]
         assert r.vboard.wdt_resets == 0, "the watchdog reset the board during the deploy"
-        print("full deploy over the pty: %.1f s, %d bytes" % (res["seconds"], res["bytes"]))
+        print("full deploy at 115200 baud: %.1f s, %d bytes" % (res["seconds"], res["bytes"]))
     finally:
         r.stop()
 
