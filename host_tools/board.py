@@ -40,6 +40,7 @@ import errno
 import json
 import os
 import queue
+import re
 import select
 import shutil
 import signal
@@ -912,6 +913,8 @@ def main_board(argv=None):
     a = p.parse_args(argv)
     if a.baud is not None and not 300 <= a.baud <= 4000000:
         p.error("--baud must be 300..4000000")
+    if a.heap is not None and not re.fullmatch(r"[1-9][0-9]*[KkMm]?", a.heap):
+        p.error("--heap must be a size such as 192K or 1M")
     try:
         def crash(text):
             print("virtual board: main.py stopped with an error; the board sits in its REPL "
@@ -919,8 +922,12 @@ def main_board(argv=None):
         board = VirtualBoard(a.pty, a.flash, heap=a.heap, speed=a.speed, seed=a.seed, ctl_path=a.ctl,
                              on_crash=crash, baud=a.baud)
         board.start(wait=False)
-    except (OSError, RuntimeError) as e:
-        print("error: %s" % e, file=sys.stderr)
+    except OSError as e:
+        print("consumables board: error: %s: %s" % (e.strerror or e, e.filename2 or e.filename or a.pty),
+              file=sys.stderr)
+        return 2
+    except RuntimeError as e:
+        print("consumables board: error: %s" % e, file=sys.stderr)
         return 2
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):

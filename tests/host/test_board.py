@@ -158,3 +158,16 @@ def test_cli_ready_line_and_clean_sigterm(tmp_path):
         if p.poll() is None:
             p.kill()
     assert not os.path.lexists(pty) and not os.path.exists(tmp_path / "c")
+
+
+@pytest.mark.parametrize("args, says", [
+    (["--pty", "{tmp}/no/such/dir/pty", "--flash", "{tmp}/f"], "No such file or directory: {tmp}/no/such/dir/pty"),
+    (["--pty", "{tmp}/p", "--flash", "{tmp}/f", "--heap", "lots"], "--heap must be a size such as 192K"),
+    (["--pty", "{tmp}/p", "--flash", "{tmp}/f", "--baud", "5"], "--baud must be 300..4000000"),
+])
+def test_cli_bad_arguments_get_one_line(tmp_path, args, says):
+    code = "import sys; from host_tools.board import main_board; sys.exit(main_board(sys.argv[1:]))"
+    p = subprocess.run([sys.executable, "-c", code, *[a.format(tmp=tmp_path) for a in args]],
+                       capture_output=True, text=True, cwd=ROOT, timeout=30)
+    assert p.returncode == 2 and says.format(tmp=tmp_path) in p.stderr, p.stderr
+    assert "Traceback" not in p.stderr and "ready" not in p.stdout
