@@ -78,7 +78,7 @@ RAW_BANNER = b"raw REPL; CTRL-B to exit"
 BOOT_MARK = b"; virtual board "  # printed by _vboot.py once Python code runs
 PROMPT = b">>> "
 OUT_LIMIT = 64 * 1024  # bytes kept for a reader that is not there; older ones are dropped
-SETTLE_S = 1.0  # after a Ctrl-C: how long input waits for the REPL (a few agent cycles)
+SETTLE_S = 2.0  # after a Ctrl-C: how long input waits for the REPL (agent cycles under load)
 
 BOOT_SCRIPT = r"""
 import os, sys
