@@ -624,6 +624,7 @@ class Bridge:
             f.wake()
 
     def start(self):
+        self.store.defer_checkpoints()   # housekeeping checkpoints, not a link thread's COMMIT
         for f in self.forwarders:
             f.start()
         for link in self.links:
@@ -677,6 +678,7 @@ class Bridge:
             try:
                 self.core.deliver_pending()
                 self.core.rlog.flush()
+                self.store.checkpoint()   # the WAL's copy into the database, off the commit path
                 now = time.monotonic()
                 if now >= next_status:
                     self.write_status()
