@@ -33,7 +33,7 @@ from host_tools import bridgeconf, codec
 from host_tools.links import LinkError, SerialLink, UdpLink
 from host_tools.registry import Registry, RegistryError, registry_path, valid_device_id, write_private
 from host_tools.store import MAX_SEQ_STEP, Store, StoreError, consent_is_lowering, status_path
-from host_tools.uplinks import Forwarder, make_uplink
+from host_tools.uplinks import Forwarder, log_many, make_uplink
 from protocol import framing, messages, schema
 from protocol.errors import AuthError, DecodeError, FrameError
 
@@ -56,9 +56,20 @@ class JsonLog:
         if event in self.quiet:
             return
         line = json.dumps(dict(ts=round(time.time(), 3), event=event, **fields), default=str)
+        self._write(line + "\n")
+
+    def many(self, event, rows):
+        """One line per row (a dict of fields), written and flushed at once: a group's
+        frames or a forwarder's batch cost one write, not one per message."""
+        if event in self.quiet or not rows:
+            return
+        ts = round(time.time(), 3)
+        self._write("".join([json.dumps(dict(ts=ts, event=event, **r), default=str) + "\n" for r in rows]))
+
+    def _write(self, text):
         with self._lock:
             try:
-                self.stream.write(line + "\n")
+                self.stream.write(text)
                 self.stream.flush()
             except (OSError, ValueError):
                 pass
@@ -414,10 +425,11 @@ class BridgeCore:
         waiting = self.store.downlink_devices() if stored else set()  # one query per group
         self.count("stored", len(stored))
         acks = 0
+        log_many(self.log, "frame", [{"link": g[4], "device": g[1].device, "seq": g[1].seq, "type": g[1].type}
+                                     for g, _ in stored])
         for (i, msg, _, reply, link, key, _, win, old_key, _), dseq in stored:
             dev, seq = msg.device, msg.seq
             win[1] = max(win[1], seq)
-            self.log("frame", link=link, device=dev, seq=seq, type=msg.type)
             self.routes[dev] = (link, reply, now, key)   # a fresh, verified seq: the device is here
             if self._send(dev, dseq, {0: messages.ACK, 1: seq}, reply, link, "ack", key):
                 acks += 1

@@ -32,7 +32,11 @@ def _take_bstr(b: bytes, i: int, what: str) -> tuple[bytes, int]:
     """(content, next index) of a byte string with the shortest head at b[i]."""
     if i >= len(b) or b[i] >> 5 != 2:
         raise DecodeError("envelope: %s must be a byte string" % what)
-    n, j = _arg(b, i)
+    n = b[i] & 31
+    if n < 24:
+        j = i + 1
+    else:
+        n, j = _arg(b, i)
     if j + n > len(b):
         raise DecodeError("envelope: %s runs past the end" % what)
     return b[j:j + n], j + n
@@ -146,7 +150,11 @@ def _check_item(b: bytes, i: int, depth: int) -> int:
             c = b[j] if inline and j < end else 0xFF
             if c < 24:
                 j += 1
-            elif c < 28:      # a uint with a 1-8 byte argument: _arg checks its length and form
+            elif c == 24 and j + 1 < end and b[j + 1] >= 24:     # uint 24..255, shortest form
+                j += 2
+            elif c == 25 and j + 2 < end and b[j + 1]:           # uint 256..65535, shortest form
+                j += 3
+            elif c < 28:      # any other uint head: _arg checks its length and form
                 j = _arg(b, j)[1]
             else:
                 j = _check_item(b, j, depth + 1)

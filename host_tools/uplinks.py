@@ -43,6 +43,17 @@ def record_doc(rec) -> dict:
     return doc
 
 
+def log_many(log, event, rows):
+    """Log one line per row (dict of fields): through log.many (bridge.JsonLog: one write
+    for them all) when the log has it, else one call each."""
+    many = getattr(log, "many", None)
+    if many is not None:
+        many(event, rows)
+    else:
+        for r in rows:
+            log(event, **r)
+
+
 def safe_url(url: str) -> str:
     """URL without user:password (for logs, status and the outbox's uplink name)."""
     p = urllib.parse.urlsplit(url)
@@ -492,8 +503,8 @@ class Forwarder:
             if done:
                 self.store.mark_forwarded([r.outbox_id for r in done])
                 self.count("forwarded", len(done))
-                for r in done:
-                    self.log("forwarded", uplink=self.uplink.name, device=r.device, seq=r.seq, type=r.type)
+                log_many(self.log, "forwarded", [{"uplink": self.uplink.name, "device": r.device, "seq": r.seq,
+                                                   "type": r.type} for r in done])
                 self.last_error = None
             if err is not None:
                 self._fail(err, bad)

@@ -163,3 +163,13 @@ def _damage(chunk, pos, val):
     b = bytearray(chunk)
     b[pos % len(b)] = val
     return bytes(b)
+
+
+def test_check_payload_uint_heads_inline():
+    # the inline 1- and 2-byte uint heads: shortest form and bounds exactly as _arg has them
+    for raw in (b"\xa1\x01\x18\x18", b"\xa1\x01\x18\x17", b"\xa1\x01\x18", b"\xa1\x01\x19\x01\x00",
+                b"\xa1\x01\x19\x00\xff", b"\xa1\x01\x19\x01", b"\xa1\x01\x19", b"\xa1\x01\x1a\x00\x01\x00\x00",
+                b"\xa2\x01\x18\xff\x02\x19\xff\xff"):
+        assert outcome(check_fast, raw) == outcome(check_ref, raw), raw.hex()
+    assert outcome(check_fast, b"\xa1\x01\x18\x17")[0] == "error"
+    assert outcome(check_fast, b"\xa1\x01\x19\x00\xff")[0] == "error"

@@ -2,6 +2,7 @@
 out only after its frame is on disk (BridgeCore.handle_batch, Store.store_messages), plus
 the fault tests: the bridge process SIGKILLed mid-batch, and killed right before a
 batch's COMMIT (a power cut of the host), never loses a frame it acked."""
+import json
 import os
 import signal
 import sqlite3
@@ -292,3 +293,32 @@ def test_bridge_housekeeping_checkpoints(tmp_path):
         assert wait_for(lambda: _rows_in_db_file_alone(b.store.path, tmp_path) == 40)
     finally:
         b.stop()
+
+
+class CountingStream:
+    def __init__(self):
+        self.writes = []
+
+    def write(self, text):
+        self.writes.append(text)
+
+    def flush(self):
+        pass
+
+
+def test_a_groups_frame_lines_are_one_write(fleet):
+    """With the bridge's JSON log, the `frame` lines of a group are written (and flushed)
+    at once, one line per frame with its fields; --quiet leaves them out entirely."""
+    from host_tools.bridge import JsonLog
+    stream = CountingStream()
+    fleet.log = JsonLog(stream)
+    fleet.handle_batch([(f(i, 1), Replies(), "udp:x") for i in range(40)])
+    frames = [w for w in stream.writes if '"frame"' in w]
+    assert len(frames) == 1
+    lines = [json.loads(x) for x in frames[0].splitlines()]
+    assert [(e["event"], e["device"], e["seq"], e["type"]) for e in lines] == \
+        [("frame", "d%02d" % i, 1, "level") for i in range(40)]
+    quiet = CountingStream()
+    fleet.log = JsonLog(quiet, quiet=("frame",))
+    fleet.handle_batch([(f(i, 2), Replies(), "udp:x") for i in range(40)])
+    assert not [w for w in quiet.writes if '"frame"' in w]
