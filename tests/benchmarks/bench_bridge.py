@@ -7,6 +7,8 @@
    Side by side: the same path with group commit (BridgeCore.handle_batch, frames from
    256 devices arriving together share one COMMIT, still synchronous=FULL), and the
    commits (fsyncs) each one issued.
+   Every variant runs 3 rounds, interleaved, each on a fresh database: the best round, the
+   median and the rate per CPU-second are printed (a shared VM slows some rounds).
 2. end-to-end latency: UDP datagram sent -> line fsynced in the jsonl uplink, p50/p99,
    device stop-and-wait (next frame after the ack), as a real device sends.
 """

@@ -8,6 +8,8 @@ Group commit side by side (--group-commit, about 100 s): the same 1,000 devices 
 5,000 msg/s for 8 s against the bridge with group commit (default), with group commit and
 --quiet (no log line per message), and with one COMMIT per frame (--group-commit 1, the
 path before it), then 10,000 devices (one report each every 5 s, 2,000 msg/s).
+Each row also shows the bridge's and the generator's CPU per message and how busy the whole
+machine was (other processes included), and a last line says what limits the run.
 Full size: python -m host_tools.loadgen --devices 1000 --seconds 20   (and --ramp).
 Run: .venv/bin/python tests/benchmarks/bench_load.py [--devices N] [--group-commit]
 """
