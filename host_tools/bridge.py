@@ -33,7 +33,7 @@ from host_tools import bridgeconf, codec
 from host_tools.links import LinkError, SerialLink, UdpLink
 from host_tools.registry import Registry, RegistryError, registry_path, valid_device_id, write_private
 from host_tools.store import MAX_SEQ_STEP, Store, StoreError, consent_is_lowering, status_path
-from host_tools.uplinks import Forwarder, make_uplink
+from host_tools.uplinks import Forwarder, log_many, make_uplink
 from protocol import framing, messages, schema
 from protocol.errors import AuthError, DecodeError, FrameError
 
@@ -56,9 +56,20 @@ class JsonLog:
         if event in self.quiet:
             return
         line = json.dumps(dict(ts=round(time.time(), 3), event=event, **fields), default=str)
+        self._write(line + "\n")
+
+    def many(self, event, rows):
+        """One line per row (a dict of fields), written and flushed at once: a group's
+        frames or a forwarder's batch cost one write, not one per message."""
+        if event in self.quiet or not rows:
+            return
+        ts = round(time.time(), 3)
+        self._write("".join([json.dumps(dict(ts=ts, event=event, **r), default=str) + "\n" for r in rows]))
+
+    def _write(self, text):
         with self._lock:
             try:
-                self.stream.write(line + "\n")
+                self.stream.write(text)
                 self.stream.flush()
             except (OSError, ValueError):
                 pass
@@ -414,10 +425,11 @@ class BridgeCore:
         waiting = self.store.downlink_devices() if stored else set()  # one query per group
         self.count("stored", len(stored))
         acks = 0
+        log_many(self.log, "frame", [{"link": g[4], "device": g[1].device, "seq": g[1].seq, "type": g[1].type}
+                                     for g, _ in stored])
         for (i, msg, _, reply, link, key, _, win, old_key, _), dseq in stored:
             dev, seq = msg.device, msg.seq
             win[1] = max(win[1], seq)
-            self.log("frame", link=link, device=dev, seq=seq, type=msg.type)
             self.routes[dev] = (link, reply, now, key)   # a fresh, verified seq: the device is here
             if self._send(dev, dseq, {0: messages.ACK, 1: seq}, reply, link, "ack", key):
                 acks += 1
@@ -624,6 +636,7 @@ class Bridge:
             f.wake()
 
     def start(self):
+        self.store.defer_checkpoints()   # housekeeping checkpoints, not a link thread's COMMIT
         for f in self.forwarders:
             f.start()
         for link in self.links:
@@ -648,26 +661,33 @@ class Bridge:
             self._reader.close()
         self.store.close()
 
-    def status(self) -> dict:
+    def status(self, devices: bool = True) -> dict:
         # read through a connection of its own: in WAL mode a reader never blocks the
         # writer, so listing thousands of devices does not hold up a group commit
-        if self._reader is None:
-            self._reader = Store(self.store.path, readonly=True)
-        r = self._reader
+        r = self._status_reader()
         c = self.count.snapshot()
         c["queued"] = r.queued()
-        return {"updated_at": time.time(), "started_at": self.started, "pid": os.getpid(),
-                "counters": c,
-                "links": [link.name for link in self.links],
-                "uplinks": [{"name": f.uplink.name, "queued": r.queued(f.uplink.name),
-                             "last_error": f.last_error} for f in self.forwarders],
-                "devices": r.devices()}
+        doc = {"updated_at": time.time(), "started_at": self.started, "pid": os.getpid(),
+               "counters": c,
+               "links": [link.name for link in self.links],
+               "uplinks": [{"name": f.uplink.name, "queued": r.queued(f.uplink.name),
+                            "last_error": f.last_error} for f in self.forwarders]}
+        if devices:
+            doc["devices"] = r.devices()
+        return doc
+
+    def _status_reader(self) -> Store:
+        if self._reader is None:
+            self._reader = Store(self.store.path, readonly=True)
+        return self._reader
 
     def write_status(self):
-        """Atomic rewrite of DB.status.json, which the monitor reads."""
+        """Atomic rewrite of DB.status.json (status()), which the monitor reads."""
         try:
-            # one write (json.dump writes piece by piece: ~10x slower), 0600, atomic
-            write_private(self.status_file, json.dumps(self.status(), default=str))
+            # one write (json.dump writes piece by piece: ~10x slower), 0600, atomic; the
+            # devices as Store.devices_json builds them (stored JSON spliced in, not re-encoded)
+            head = json.dumps(self.status(devices=False), default=str)
+            write_private(self.status_file, '%s, "devices": %s}' % (head[:-1], self._status_reader().devices_json()))
         except (OSError, sqlite3.Error, StoreError) as e:
             self.log("status_error", error=str(e))
 
@@ -677,6 +697,7 @@ class Bridge:
             try:
                 self.core.deliver_pending()
                 self.core.rlog.flush()
+                self.store.checkpoint()   # the WAL's copy into the database, off the commit path
                 now = time.monotonic()
                 if now >= next_status:
                     self.write_status()

@@ -13,7 +13,8 @@ sequence number, and behaves like firmware/outbox.py: messages take the next seq
 they are created and wait in a bounded outbox (32, as the board default); one message is
 in flight (stop-and-wait); an ack is verified (COSE_Mac0, downlink AAD, downlink seq
 above the last one) and deletes every message up to its seq; on timeout the same frame is
-resent, the timeout doubling up to a cap. Frames are built with protocol.wire.pack. The
+resent, the timeout doubling up to a cap. Frames are built with protocol.wire.pack (before
+a run starts: Fleet.prepare, so the encoder does not slow the generator down). The
 mix is mostly level reports, with some usage reports and events (low_soon, order
 requests with idempotency keys), and one hello per device at its first report.
 
@@ -33,9 +34,8 @@ SIGKILL after a grace period) when the run ends, whatever happens.
 from __future__ import annotations
 
 import argparse
-import hashlib
+import collections
 import heapq
-import hmac
 import json
 import os
 import random
@@ -51,7 +51,7 @@ from pathlib import Path
 import cbor2
 
 from host_tools import codec, registry as reg
-from protocol import cose, framing, messages as M, wire
+from protocol import cose, messages as M, wire
 
 ROOT = Path(__file__).resolve().parents[1]
 HOST = "127.0.0.1"
@@ -86,6 +86,18 @@ def cpu_s(pid):
         with open("/proc/%d/stat" % pid) as f:
             fields = f.read().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def machine_cpu():
+    """(busy, total) CPU jiffies of the whole machine, all cores (/proc/stat), or None: what
+    else ran during a phase (other processes on the same cores) shows in its figures."""
+    try:
+        with open("/proc/stat") as f:
+            v = [int(x) for x in f.readline().split()[1:]]
+        idle = v[3] + (v[4] if len(v) > 4 else 0)   # idle + iowait
+        return sum(v[:8]) - idle, sum(v[:8])
     except (OSError, ValueError, IndexError):
         return None
 
@@ -200,7 +212,9 @@ class Device:
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.sock.bind((HOST, 0))
         self.sock.setblocking(False)
-        self.seq = 0
+        self.seq = 0               # seq of the last message created
+        self.built = 0             # seq of the last frame prepared
+        self.ready = collections.deque()   # prepared (seq, kind, frame), oldest first
         self.dseq = 0              # highest downlink seq accepted (replay check, as firmware)
         self.outbox = []           # Msg, oldest first; outbox[0] is in flight once sent
         self.inflight = False
@@ -234,13 +248,23 @@ class Device:
         return "event", {0: M.EVENT, 1: M.EV_ORDER_REQUEST, 2: self.episode,
                          3: "%s-b%d" % (self.id, self.presses), 5: M.BY_BUTTON}
 
+    def prepare(self, n, rng):
+        """Build the next n frames now (seq, kind, frame), for create() to take in order:
+        wire.pack (the devices' own pure-Python encoder, ~75 us a frame) then runs before
+        a run's clock starts, not between its sends (it was the generator's biggest cost)."""
+        for _ in range(n):
+            self.built += 1
+            kind, p = self.payload(rng)
+            self.ready.append((self.built, kind, wire.pack(self.key, self.kid, self.built, p)))
+
     def create(self, now, rng):
         """A new message enters the outbox (takes the next seq); None if the outbox is full."""
         if len(self.outbox) >= OUTBOX_MAX:
             return None
-        self.seq += 1
-        kind, p = self.payload(rng)
-        m = Msg(self.id, self.seq, wire.pack(self.key, self.kid, self.seq, p), kind, now)
+        if not self.ready:
+            self.prepare(1, rng)
+        self.seq, kind, frame = self.ready.popleft()
+        m = Msg(self.id, self.seq, frame, kind, now)
         self.outbox.append(m)
         return m
 
@@ -261,14 +285,14 @@ class Device:
         a downlink seq not above the last one accepted). The bridge answers a boot's hello
         with the wall clock too: a fresh, verified `time` is taken and is None, not bad."""
         try:
-            body = framing.decode_frame(wire.unframe(data))
+            # the host codec's fast paths (checked against the protocol's reference code
+            # in tests/host/test_codec_*.py): the generator must not be what limits the run
+            body = codec.decode_frame(wire.unframe(data))
             kid, dseq, prot, payload, tag = codec.parse_envelope(body)
-            tbs = cbor2.dumps(["MAC0", prot, cose.AAD_DOWN, payload])
-            if kid != self.kid or not hmac.compare_digest(
-                    hmac.new(self.key, tbs, hashlib.sha256).digest()[:cose.TAG_LEN], tag):
+            if kid != self.kid or codec.verify_mac([self.key], prot, payload, tag, cose.AAD_DOWN) is None:
                 raise ValueError("bad MAC")
             p = cbor2.loads(payload)
-            t = M.validate(p, (M.ACK, M.TIME))
+            t = codec.validate(p, (M.ACK, M.TIME))
             if dseq <= self.dseq:
                 raise ValueError("not a fresh downlink")
         except (ValueError, TypeError, KeyError, IndexError):
@@ -376,9 +400,17 @@ class Fleet:
     def pending(self):
         return sum(len(d.outbox) for d in self.devices)
 
+    def prepare(self, schedule):
+        """Build ahead the frames the messages in `schedule` will carry (Device.prepare)."""
+        counts = collections.Counter(i for _, i in schedule)
+        for i, n in counts.items():
+            d = self.devices[i]
+            d.prepare(max(0, n - len(d.ready)), self.rng)
+
     def run(self, schedule, until, drain_until, on_tick=None):
         """Create messages at the times in `schedule` (heap of (t, device index)) before
         `until`, then keep delivering until all are acked or `drain_until` (hard stop)."""
+        self.prepare(schedule)
         next_tail = next_tick = 0.0
         for _ in range(100_000_000):  # bounded; the time limit below ends it first
             now = time.monotonic()
@@ -527,9 +559,14 @@ class Run:
             while t < t0 + seconds and len(sched) < cap:
                 sched.append((t, i))
                 t += period * (1.0 + f.rng.uniform(-jitter, jitter))
+        f.prepare(sched)   # the frames are built before the clock starts: shift the schedule by that time
+        late = max(0.0, time.monotonic() + 0.05 - t0)
+        sched = [(t + late, i) for t, i in sched]
+        t0 += late
         heapq.heapify(sched)
         first, over0, res0 = len(f.msgs), f.overflow, f.resends
         cpu0 = time.process_time()
+        mach0 = machine_cpu()
         bcpu0 = self.bridge.cpu_s() if hasattr(self.bridge, "cpu_s") else None
         f.run(sched, t0 + seconds, t0 + seconds + drain, on_tick=self.sample_rss)
         cpu = time.process_time() - cpu0
@@ -539,6 +576,14 @@ class Run:
         st.update(offered_msg_s=rate, devices=n, seconds=seconds, overflow=f.overflow - over0,
                   resends=f.resends - res0, loadgen_cpu_s=round(cpu, 2))
         st["lost"] += st["overflow"]
+        # the generator's own cost: its CPU per message created, and the rate one core
+        # of it could offer at most (if the bridge answered for free)
+        st["loadgen_us_per_msg"] = round(1e6 * cpu / max(1, st["created"]))
+        st["loadgen_ceiling_msg_s"] = round(st["created"] / cpu) if cpu > 0 else None
+        mach1 = machine_cpu()
+        st["machine_busy_pct"] = (round(100.0 * (mach1[0] - mach0[0]) / max(1, mach1[1] - mach0[1]), 1)
+                                  if mach0 and mach1 else None)
+        st["machine_cores"] = os.cpu_count()
         bcpu1 = self.bridge.cpu_s() if bcpu0 is not None else None
         st["bridge_cpu_s"] = None if bcpu1 is None else round(bcpu1 - bcpu0, 2)
         st["bridge_cpu_us_per_msg"] = (round(1e6 * (bcpu1 - bcpu0) / max(1, st["acked"]))
@@ -598,8 +643,11 @@ def describe(st) -> str:
             "(max %(send_ack_max_ms)s); send->uplink p50 %(send_uplink_p50_ms)s ms p99 %(send_uplink_p99_ms)s ms\n"
             "  bridge RSS %(bridge_rss_kb)s kB (peak %(bridge_rss_peak_kb)s kB); mean frame %(mean_frame_bytes)s B "
             "-> one 115200-baud line = %(serial_line_frames_s)s frames/s, this = x%(x_serial_line)s; "
-            "loadgen CPU %(loadgen_cpu_s)ss, bridge CPU %(bridge_cpu_s)ss (%(bridge_cpu_us_per_msg)s us per acked msg)"
-            % dict({"bridge_cpu_s": None, "bridge_cpu_us_per_msg": None}, **st))
+            "loadgen CPU %(loadgen_cpu_s)ss (%(loadgen_us_per_msg)s us/msg: its own ceiling ~%(loadgen_ceiling_msg_s)s "
+            "msg/s on one core), bridge CPU %(bridge_cpu_s)ss (%(bridge_cpu_us_per_msg)s us per acked msg); "
+            "machine %(machine_busy_pct)s%% busy of %(machine_cores)s cores (all processes)"
+            % dict({"bridge_cpu_s": None, "bridge_cpu_us_per_msg": None, "loadgen_us_per_msg": None,
+                    "loadgen_ceiling_msg_s": None, "machine_busy_pct": None, "machine_cores": None}, **st))
 
 
 def main(argv=None) -> int:

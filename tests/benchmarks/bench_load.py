@@ -8,6 +8,8 @@ Group commit side by side (--group-commit, about 100 s): the same 1,000 devices 
 5,000 msg/s for 8 s against the bridge with group commit (default), with group commit and
 --quiet (no log line per message), and with one COMMIT per frame (--group-commit 1, the
 path before it), then 10,000 devices (one report each every 5 s, 2,000 msg/s).
+Each row also shows the bridge's and the generator's CPU per message and how busy the whole
+machine was (other processes included), and a last line says what limits the run.
 Full size: python -m host_tools.loadgen --devices 1000 --seconds 20   (and --ramp).
 Run: .venv/bin/python tests/benchmarks/bench_load.py [--devices N] [--group-commit]
 """
@@ -59,12 +61,21 @@ def group_commit():
     st = loadgen.steady(devices=10000, seconds=8.0, interval=5.0, drain=15.0, bridge_args=["--quiet"])
     rows.append(("10,000 devices, group commit, --quiet", st))
     print("== 10,000 devices, group commit, --quiet\n%s" % loadgen.describe(st), flush=True)
-    print("\n%-42s %9s %9s %6s %11s %11s %12s" % ("1,000 devices x 5 msg/s (10,000: x 0.2)", "offered", "acked/s",
-                                                  "lost", "ack p50 ms", "ack p99 ms", "bridge us/msg"))
+    print("\n%-42s %7s %8s %6s %7s %7s %8s %8s %9s" % ("1,000 devices x 5 msg/s (10,000: x 0.2)", "offered",
+                                                      "acked/s", "lost", "ack p50", "ack p99", "bridge", "loadgen",
+                                                      "machine"))
+    print("%-42s %7s %8s %6s %7s %7s %8s %8s %9s" % ("", "msg/s", "", "", "ms", "ms", "us/msg", "us/msg", "busy"))
     for label, st in rows:
-        print("%-42s %9.0f %9.1f %6d %11s %11s %12s" % (label, st["offered_msg_s"], st["rate_msg_s"], st["lost"],
-                                                      st["send_ack_p50_ms"], st["send_ack_p99_ms"],
-                                                      st.get("bridge_cpu_us_per_msg")))
+        print("%-42s %7.0f %8.1f %6d %7s %7s %8s %8s %8s%%" % (
+            label, st["offered_msg_s"], st["rate_msg_s"], st["lost"], st["send_ack_p50_ms"], st["send_ack_p99_ms"],
+            st.get("bridge_cpu_us_per_msg"), st.get("loadgen_us_per_msg"), st.get("machine_busy_pct")))
+    gc = rows[1][1]
+    if gc.get("bridge_cpu_us_per_msg") and gc.get("loadgen_ceiling_msg_s"):
+        print("what limits this machine (%s cores, shared): the bridge needs %s us of CPU per message (all its "
+              "threads; one core of it: ~%.0f msg/s), the generator %s us (~%s msg/s on one core); the machine "
+              "was %s%% busy during that run, other processes included"
+              % (gc.get("machine_cores"), gc["bridge_cpu_us_per_msg"], 1e6 / gc["bridge_cpu_us_per_msg"],
+                 gc["loadgen_us_per_msg"], gc["loadgen_ceiling_msg_s"], gc.get("machine_busy_pct")))
     return 0 if all(st["lost"] == 0 for label, st in rows if "group" in label) else 1
 
 

@@ -2,6 +2,7 @@
 out only after its frame is on disk (BridgeCore.handle_batch, Store.store_messages), plus
 the fault tests: the bridge process SIGKILLed mid-batch, and killed right before a
 batch's COMMIT (a power cut of the host), never loses a frame it acked."""
+import json
 import os
 import signal
 import sqlite3
@@ -242,3 +243,82 @@ def test_killed_before_commit_acks_nothing_of_its_batch(tmp_path):
     finally:
         b.stop()
         run.fleet.close()
+
+
+def _rows_in_db_file_alone(db, tmp_path):
+    """The messages the database file holds without its WAL: what checkpoints copied."""
+    import shutil
+    import tempfile
+    copy = Path(tempfile.mkdtemp(dir=tmp_path)) / "main-file-only.sqlite"
+    shutil.copyfile(db, copy)
+    con = sqlite3.connect(str(copy))
+    try:
+        return con.execute("SELECT COUNT(*) FROM messages").fetchone()[0]
+    except sqlite3.OperationalError:   # no such table: not even the schema was copied yet
+        return 0
+    finally:
+        con.close()
+
+
+def test_commits_leave_checkpoints_to_housekeeping(tmp_path, fleet):
+    """With checkpoints deferred (as the bridge runs), 300 commits (~1,800 WAL pages, past
+    SQLite's own 1,000-page trigger) copy nothing into the database file: no COMMIT, and no
+    ack after it, waits for a checkpoint. Store.checkpoint() then copies all of it, from its
+    own connection, and every frame stays readable throughout."""
+    fleet.store.defer_checkpoints()
+    for n in range(300):
+        assert fleet.handle_chunk(f(n % 40, 1 + n // 40), Replies(), "udp:x") == "stored"
+    assert fleet.store.queued(UP) == 300
+    assert _rows_in_db_file_alone(fleet.store.path, tmp_path) == 0
+    fleet.store.checkpoint()
+    assert _rows_in_db_file_alone(fleet.store.path, tmp_path) == 300
+    # the same commits without deferring: SQLite checkpoints inside some of them
+    path = tmp_path / "registry.json"
+    plain = BridgeCore(Store(tmp_path / "plain.sqlite"), reg.Registry(path), [UP])
+    for n in range(300):
+        plain.handle_chunk(f(n % 40, 1 + n // 40), Replies(), "udp:x")
+    assert _rows_in_db_file_alone(plain.store.path, tmp_path) > 0
+    plain.store.close()
+
+
+def test_bridge_housekeeping_checkpoints(tmp_path):
+    from host_tools.bridge import Bridge
+    from test_bridge_support import wait_for
+    path = tmp_path / "registry.json"
+    reg.save(path, {"devices": {"d%02d" % i: {"key": keyof(i).hex()} for i in range(40)}})
+    b = Bridge(tmp_path / "b.sqlite", reg.Registry(path), [], [], log=lambda *a, **k: None).start()
+    try:
+        assert b.store.db.execute("PRAGMA wal_autocheckpoint").fetchone()[0] > 1000
+        b.core.handle_batch([(f(i, 1), Replies(), "udp:x") for i in range(40)])
+        assert wait_for(lambda: _rows_in_db_file_alone(b.store.path, tmp_path) == 40)
+    finally:
+        b.stop()
+
+
+class CountingStream:
+    def __init__(self):
+        self.writes = []
+
+    def write(self, text):
+        self.writes.append(text)
+
+    def flush(self):
+        pass
+
+
+def test_a_groups_frame_lines_are_one_write(fleet):
+    """With the bridge's JSON log, the `frame` lines of a group are written (and flushed)
+    at once, one line per frame with its fields; --quiet leaves them out entirely."""
+    from host_tools.bridge import JsonLog
+    stream = CountingStream()
+    fleet.log = JsonLog(stream)
+    fleet.handle_batch([(f(i, 1), Replies(), "udp:x") for i in range(40)])
+    frames = [w for w in stream.writes if '"frame"' in w]
+    assert len(frames) == 1
+    lines = [json.loads(x) for x in frames[0].splitlines()]
+    assert [(e["event"], e["device"], e["seq"], e["type"]) for e in lines] == \
+        [("frame", "d%02d" % i, 1, "level") for i in range(40)]
+    quiet = CountingStream()
+    fleet.log = JsonLog(quiet, quiet=("frame",))
+    fleet.handle_batch([(f(i, 2), Replies(), "udp:x") for i in range(40)])
+    assert not [w for w in quiet.writes if '"frame"' in w]

@@ -80,3 +80,31 @@ def test_monitor_not_a_database_exit_2(tmp_path, capsys):
     assert main_monitor(["--db", str(db), "--once"]) == 2
     err = capsys.readouterr().err
     assert "cannot open database" in err and "Traceback" not in err
+
+
+def test_status_file_devices_as_store_devices(tmp_path):
+    """The status file's devices (Store.devices_json: stored JSON spliced in) say exactly
+    what Store.devices() says: level, hello, consent, queue, downlinks, a device with no
+    level yet; and the rest of the file is status()."""
+    import json
+    db = tmp_path / "b.sqlite"
+    regpath = make_registry(tmp_path)
+    b = Bridge(db, reg.Registry(regpath), [], [], log=lambda *a, **k: None)
+    b.core.uplinks = ["jsonl:/dev/null"]
+    r = Replies()
+    b.core.handle_chunk(frame(1, HELLO)[1:-1], r)
+    b.core.handle_chunk(frame(2, level(480, 48, 20, 500, 40))[1:-1], r)
+    b.store.queue_downlink("dev1", "config", {"report_s": 60})
+    b.store.db.execute("INSERT INTO devices(device) VALUES ('quiet-one')")
+    b.write_status()
+    doc = json.loads(b.status_file.read_text())
+    want = b.status()
+    assert doc["devices"] == want["devices"] == b.store.devices()
+    assert [d["device"] for d in doc["devices"]] == ["dev1", "quiet-one"]
+    dev1 = doc["devices"][0]
+    assert dev1["level"]["remaining"] == 480 and dev1["hello"]["type"] == "hello"
+    assert dev1["queue"] == 2 and dev1["downlink_pending"] == 1
+    assert doc["devices"][1]["level"] is None and doc["devices"][1]["hello"] is None
+    assert {k: v for k, v in doc.items() if k not in ("updated_at", "devices")} == \
+        {k: v for k, v in want.items() if k not in ("updated_at", "devices")}
+    b.store.close()
