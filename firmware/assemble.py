@@ -21,42 +21,26 @@ def capacity(board):
 
 def estimator(state, board):
     """The estimator from its checkpointed state, else (none, damaged or an older format)
-    a new one for the board's consumable."""
-    from firmware.estimator import Estimator
+    a new one for the board's consumable. A heating fuel (consumable "degree_days": true)
+    gets the degree-day estimator (firmware/degree_days.py)."""
+    if board.get("consumable", {}).get("degree_days"):
+        from firmware.degree_days import HeatingEstimator as Estimator
+    else:
+        from firmware.estimator import Estimator
     if state:
         try:
-            if state[0] == 3:
-                state = _est_v3(state)
-            if state[0] == 4:
-                state = _est_v4(state)
+            if state[0] in (3, 4):     # an older firmware's: loaded only then, and freed
+                import sys
+                import firmware
+                from firmware.migrate import estimator_v5
+                state = estimator_v5(state)
+                sys.modules.pop("firmware.migrate", None)
+                if hasattr(firmware, "migrate"):
+                    delattr(firmware, "migrate")
             return Estimator.restore(state)
         except (ValueError, TypeError, IndexError, KeyError):
             pass
     return Estimator(capacity(board))
-
-
-def _est_v3(st):
-    """Firmware 0.3.0's estimator checkpoint (v3) as v4: the metered total was a float in
-    units in slot 20 of the state array; v4 keeps it as an int of milli-units after the
-    episode counters and only the uncounted fraction in slot 20."""
-    from array import array
-    from binascii import a2b_base64, b2a_base64
-    s = array("d", a2b_base64(st[6]))
-    n = s[20] * 1000
-    s[20] = n - int(n)
-    return [4] + st[1:6] + [int(n), b2a_base64(bytes(s)).strip()] + st[7:]
-
-
-def _est_v4(st):
-    """Firmware 0.3.x's v4 checkpoint as v5: the state array grew from 35 slots to 67
-    (the reading's quantum, unknown: the capacity; the learnt band, the bad-input count
-    and the last week's forecasts: none yet)."""
-    from array import array
-    from binascii import a2b_base64, b2a_base64
-    s = array("d", a2b_base64(st[7]))
-    s.extend(array("d", bytes(8 * (67 - len(s)))))
-    s[35] = st[1]
-    return [5] + st[1:7] + [b2a_base64(bytes(s)).strip()] + st[8:]
 
 
 def parts(a, board, prov, root, transport, sensor, button, est, ck, start):
@@ -87,8 +71,10 @@ def parts(a, board, prov, root, transport, sensor, button, est, ck, start):
     a.cfg = {"sample_s": pw.get("sample_s", 600), "report_s": rs,
              "near_empty_report_s": pol.get("near_empty_report_s", max(1, rs // 4)),
              "lead_time_h": pol.get("lead_time_h", 72), "margin_h": pol.get("margin_h", 0),
-             "low_pct": pol.get("low_pct", 20), "lead_sd_h": pol.get("lead_sd_h", 24),
-             "risk_pm": pol.get("risk_pm", 20)}
+             "low_pct": pol.get("low_pct", 20)}
+    for k in ("lead_sd_h", "risk_pm"):   # defaults in policy.risk_threshold (RAM: no entry)
+        if k in pol:
+            a.cfg[k] = pol[k]
     saved = store.load(a._cfg_path)
     if saved:
         a.cfg.update(saved)
