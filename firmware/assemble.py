@@ -21,14 +21,22 @@ def capacity(board):
 
 def estimator(state, board):
     """The estimator from its checkpointed state, else (none, damaged or an older format)
-    a new one for the board's consumable. An older layout is migrated first by
-    firmware/migrate.py, loaded only then."""
-    from firmware.estimator import Estimator
+    a new one for the board's consumable. A heating fuel (consumable "degree_days": true)
+    gets the degree-day estimator (firmware/degree_days.py)."""
+    if board.get("consumable", {}).get("degree_days"):
+        from firmware.degree_days import HeatingEstimator as Estimator
+    else:
+        from firmware.estimator import Estimator
     if state:
         try:
-            if state[0] in (3, 4):
-                from firmware import migrate
-                state = migrate.estimator(state)
+            if state[0] in (3, 4):     # an older firmware's: loaded only then, and freed
+                import sys
+                import firmware
+                from firmware.migrate import estimator
+                state = estimator(state)
+                sys.modules.pop("firmware.migrate", None)
+                if hasattr(firmware, "migrate"):
+                    delattr(firmware, "migrate")
             return Estimator.restore(state)
         except (ValueError, TypeError, IndexError, KeyError):
             pass
@@ -63,8 +71,10 @@ def parts(a, board, prov, root, transport, sensor, button, est, ck, start):
     a.cfg = {"sample_s": pw.get("sample_s", 600), "report_s": rs,
              "near_empty_report_s": pol.get("near_empty_report_s", max(1, rs // 4)),
              "lead_time_h": pol.get("lead_time_h", 72), "margin_h": pol.get("margin_h", 0),
-             "low_pct": pol.get("low_pct", 20), "lead_sd_h": pol.get("lead_sd_h", 24),
-             "risk_pm": pol.get("risk_pm", 20)}
+             "low_pct": pol.get("low_pct", 20)}
+    for k in ("lead_sd_h", "risk_pm"):   # defaults in policy.risk_threshold (RAM: no entry)
+        if k in pol:
+            a.cfg[k] = pol[k]
     saved = store.load(a._cfg_path)
     if saved:
         a.cfg.update(saved)

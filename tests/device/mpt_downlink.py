@@ -79,3 +79,30 @@ def test_replay_refused_across_reboot():
     assert Downlink(KEY, d + "/dl.json").seq == 6
     assert len(r.calls) == 2
     rmtree(d)
+
+
+class _Est:
+    def __init__(self):
+        self.got = []
+
+    def weather(self, p):
+        self.got.append(p)
+
+
+def test_weather_goes_to_an_estimator_that_takes_it():
+    d = scratch("dl")
+    r = Rec()
+    r.est = _Est()
+    dl = Downlink(KEY, d + "/dl.json", r)
+    w = {0: M.WEATHER, 1: 20000, 2: [116, 110, 104], 3: [100, 96]}   # -2, -5, -8 C; normals -10, -12
+    assert dl.handle(down(1, w)) == w and r.est.got == [w]
+    # a temperature beyond 0..255, more than 16 days, a missing day: refused, not applied
+    for bad in ({0: M.WEATHER, 1: 20000, 2: [300]}, {0: M.WEATHER, 1: 20000, 2: [100] * 17},
+                {0: M.WEATHER, 2: [100]}, {0: M.WEATHER, 1: 20000, 2: ["a"]}):
+        assert dl.handle(down(2, bad)) is None, bad
+    assert dl.refused == 4 and r.est.got == [w]
+    r.est = object()                    # a plain estimator: the weather is ignored
+    assert dl.handle(down(3, w)) == w
+    assert schema.to_named(w) == ("weather", {"day": 20000, "daily": [116, 110, 104],
+                                              "normals": [100, 96]})
+    rmtree(d)
