@@ -32,8 +32,8 @@ def estimator(state, board):
             if state[0] in (3, 4):     # an older firmware's: loaded only then, and freed
                 import sys
                 import firmware
-                from firmware.migrate import estimator
-                state = estimator(state)
+                from firmware.migrate import estimator as upgrade
+                state = upgrade(state)
                 sys.modules.pop("firmware.migrate", None)
                 if hasattr(firmware, "migrate"):
                     delattr(firmware, "migrate")
