@@ -20,7 +20,7 @@
 # name is one the downlink needs anyway ("weather") and its class is "Estimator".
 from array import array
 from binascii import a2b_base64
-from math import inf, nan
+from math import inf, nan, sqrt
 
 from firmware import estimator as E
 from firmware.compat import const
@@ -28,10 +28,15 @@ from firmware.compat import const
 # slots of the estimator's state array (firmware/estimator.py, same names; its underscore
 # const() names are folded at compile time, not importable on MicroPython;
 # tests/device/mpt_forecast.py checks they match)
+_BS = const(8)
 _TNOW = const(9)
+_Q = const(14)
 _RATE = const(15)
 _RSIG = const(16)
+_SDEV = const(17)
+_VALID = const(18)
 _BH = const(26)
+_BN = const(27)
 _AW = const(28)
 _PW = const(32)
 _NACC = const(22)
@@ -47,7 +52,8 @@ _AH = const(30)        # open bucket: sum w*H
 _TK = const(31)        # since when (days) the temperature was known without a break; NaN: not
 _KF = const(32)        # degree-day mode: usage per degree day (the K-factor); 0: not in it
 _HR = const(33)        # recent degree days a day (7-day average): the forecast without weather
-_NW = const(34)
+_DR = const(34)        # temperature-blind: the newest week's rate minus the window's
+_NW = const(35)
 _HADD = const(2)    # hot water and losses, in degree days a day: the base load a K-factor
                     # alone would miss in mild weather (an assumption, not learnt)
 _HBASE = const(18)  # base temperature of a heating degree day, C (65 F = 18.3 C in the
@@ -164,6 +170,17 @@ class Estimator(E.Estimator):
             w[int(s[_BH])] = w[o + _AH] / s[_AW]
             w[o + _AH] = 0
         E.Estimator._close(self)
+        # temperature-blind (not in degree-day mode): the heating load follows a season the
+        # device cannot see; how far the newest week's rate moved from the window's is the
+        # band's measure of it (_r below)
+        k = int(7 * 86400 // s[_BS])
+        w[o + _DR] = 0           # until two weeks are in the window
+        if not w[o + _KF] and s[_VALID] and s[_BN] >= 2 * k:
+            a = s[_RATE], s[_RSIG], s[_SDEV], s[_Q]
+            self._fit(k)
+            w[o + _DR] = s[_RATE] - a[0]
+            s[_RATE], s[_RSIG], s[_SDEV], s[_Q] = a
+            s[_VALID] = 1
 
     def _t(self, bt, t_old):
         # degree-day mode when the temperature was known since the oldest bucket
@@ -191,7 +208,12 @@ class Estimator(E.Estimator):
         s, w, o = self._s, self._bh, len(self._bt)
         k = w[o + _KF]
         if k <= 0:
-            return r, sr
+            # temperature-blind: the season may move the rate on as it did lately. The
+            # window's rate lags the newest week's by ~7 days (one DR now), and a rate that
+            # keeps moving DR a week averages DR T / 14 more over the T days to empty: as
+            # uncertainty (a season turns), not as a shift. bench_forecast.py, heating:
+            # band 53 % -> 76 %, its early and late misses alike
+            return r, sqrt(sr * sr + (w[o + _DR] * (1 + L / r / 14)) ** 2)
         t = (self._t0 + s[_TNOW]) / 86400     # unix days
         d = used = 0
         while d < 730:

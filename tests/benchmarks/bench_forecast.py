@@ -58,7 +58,7 @@ def play(sc, rule, cfg, fam=None):
     at each arrival / capacity], orders, us in update, updates); with fam (a FamScore)
     also scores the forecast at every sample."""
     dd = FAMILIES[sc.family].get("weather")
-    est = (weather.Estimator if dd else Estimator)(sc.cap)
+    est = (Estimator if dd is None else weather.Estimator)(sc.cap)
     wrng = Rng(sc.seed * 77 + 5)
     cap, dt = sc.cap, sc.dt
     rng = Rng(sc.seed * 31 + 17)

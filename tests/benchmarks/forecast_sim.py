@@ -157,9 +157,11 @@ ORDER = ("heating", "heating_dd", "printer", "step_up", "step_down", "loadcell",
          "gauge10", "months", "days", "dropouts", "topups")
 
 # family -> parameters. lead_d/lead_sd_d: supplier lead time and its spread, days.
+# "weather": the board is a heating fuel's (firmware/weather.py): 0 = told no temperature
+# (temperature-blind), 1 = sent the weather downlink daily; absent: the plain estimator.
 FAMILIES = {
     "heating": {"kind": "heating", "cap": 1000.0, "dt": 3600, "days": 180, "base": 2.0, "k": 1.3,
-                "lead_d": 5.0, "lead_sd_d": 1.5, "noise": 0.004},
+                "lead_d": 5.0, "lead_sd_d": 1.5, "noise": 0.004, "weather": 0},
     # the same tanks, the board told the weather (weather downlink; firmware/weather.py)
     "heating_dd": {"kind": "heating", "cap": 1000.0, "dt": 3600, "days": 180, "base": 2.0,
                    "k": 1.3, "lead_d": 5.0, "lead_sd_d": 1.5, "noise": 0.004, "weather": 1},

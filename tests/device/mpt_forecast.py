@@ -265,5 +265,33 @@ def test_degree_day_slots_match_the_estimators():
     from firmware import estimator as E
     if not hasattr(E, "_RATE"):
         return    # MicroPython folds underscore const() names: checked on CPython
-    for k in ("_TNOW", "_RATE", "_RSIG", "_BH", "_AW", "_PW", "_NACC"):
+    for k in ("_BS", "_TNOW", "_Q", "_RATE", "_RSIG", "_SDEV", "_VALID", "_BH", "_BN", "_AW",
+              "_PW", "_NACC"):
         assert getattr(D, k) == getattr(E, k), k
+
+
+def test_a_blind_heating_band_widens_with_the_season():
+    # a heating fuel's estimator with no temperature at all (no sensor, no weather): an
+    # autumn, 0.4 C colder every day. The point forecast is the plain one's (too late, the
+    # device cannot see the cold coming), but the band holds the truth; the plain one's
+    # does not
+    from firmware import weather
+
+    def temp(d):
+        return 10 - 0.4 * d
+    for days in (18, 25):
+        h, p = weather.Estimator(1000.0), Estimator(1000.0)
+        lvl = _heating(h, days, temp, rng=_Rng(5))
+        _heating(p, days, temp, rng=_Rng(5))
+        left, t = lvl, 0.0
+        for d in range(days, 400):
+            u = 1.5 * (max(0, 18 - temp(d)) + 2)
+            if u >= left:
+                t += left / u
+                break
+            left -= u
+            t += 1
+        t *= DAY
+        (dh, loh, hih), (dp, lop, hip) = h.tte(), p.tte()
+        assert dh == dp and not lop <= t <= hip, (t, p.tte())
+        assert loh <= t <= hih and loh < lop, (t, h.tte())
