@@ -198,9 +198,11 @@ class Estimator(E.Estimator):
         elif w[o + _KF]:
             # the slope was per degree day (the K-factor): the rate is K x the recent
             # degree days a day
-            w[o + _KF] = k = s[_RATE]
-            s[_RATE] = k * w[o + _HR]
+            f = s[_RATE]
+            s[_RATE] = f * w[o + _HR]
             s[_RSIG] *= w[o + _HR]
+            # the newest days alone (the change tests, k buckets) leave the K-factor be
+            w[o + _KF] = old if k else f
 
     def _r(self, L, r, sr):
         # degree-day mode: walk the days ahead at K x each one's expected degree days (the
