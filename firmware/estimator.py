@@ -134,7 +134,9 @@ _NV = const(37)        # how many weekly errors were learnt (capped)
 _BAD = const(38)       # inputs ignored as invalid: NaN/inf/negative reading, time going back
 _FC = const(39)        # 7 x 4: the forecasts of the last 7 days, one a day: time (days),
                        # level, rate, segment (see _check)
-_NS = const(67)        # number of slots (degree days: firmware/weather.py's own ring)
+_DV = const(67)        # the newest 3 days' rate against the window's, squared, when they
+                       # differ as a change would (not yet a week's): the band's, else 0
+_NS = const(68)        # number of slots (degree days: firmware/weather.py's own ring)
 
 
 class Estimator:
@@ -255,7 +257,8 @@ class Estimator:
         r, sr = self._r(L, r, sr)
         d = L / r * _DAY
         rel = s[_BANDZ] * sqrt((P + s[_SDEV] ** 2 + s[_Q] * L / r) / (L * L)
-                               + max((sr / r) ** 2, s[_VREL] * min(1, sqrt(7 * r / L))))
+                               + max((sr / r) ** 2, s[_VREL] * min(1, sqrt(7 * r / L)))
+                               + s[_DV] / (r * r))
         return (d, d / (1 + rel), d / (1 - rel) if rel < 1 else None)
 
     def _r(self, L, r, s):
@@ -402,7 +405,11 @@ class Estimator:
         # a change of habits: the newest week's rate against the whole window's. When they
         # differ by more than 3 combined sigmas, the older buckets describe a usage that is
         # gone: forget them (the window then grows again from the change)
-        for dd in (7,):
+        # The newest 3 days alone, the same test: a change that has begun but is not yet a
+        # week's. Too few days to refit on (a weekend, a gauge's step look alike), so it
+        # only widens the band: their rate is as likely as the window's
+        s[_DV] = 0
+        for dd in (7, 3):
             k = int(dd * _DAY // s[_BS])
             if not s[_VALID] or s[_BN] < 2 * k:
                 break
@@ -410,12 +417,16 @@ class Estimator:
             self._fit(k)
             # sigmas: the fits' standard errors, and how far a week's real usage strayed
             # from its forecast so far (_VREL: swings that are no change of habits)
-            if abs(s[_RATE] - r) > _ZCHG * sqrt(sr * sr + s[_RSIG] ** 2 + s[_VREL] * r * r):
-                # the change happened within that week, most likely in its first days
-                # (it takes a few to stand out): keep its newest 5 days and refit
-                s[_BN] = k * 5 // 7
-                self._fit()
-                break
+            d = s[_RATE] - r
+            if abs(d) > _ZCHG * sqrt(sr * sr + s[_RSIG] ** 2 + s[_VREL] * r * r):
+                if dd < 7:
+                    s[_DV] = d * d
+                else:
+                    # the change happened within that week, most likely in its first days
+                    # (it takes a few to stand out): keep its newest 5 days and refit
+                    s[_BN] = k * 5 // 7
+                    self._fit()
+                    break
             s[_RATE], s[_RSIG], s[_SDEV], s[_Q] = r, sr, sd, q
             s[_VALID] = 1
         self._check()
