@@ -136,7 +136,9 @@ _FC = const(39)        # 7 x 4: the forecasts of the last 7 days, one a day: tim
                        # level, rate, segment (see _check)
 _DV = const(67)        # the newest 3 days' rate against the window's, squared, when they
                        # differ as a change would (not yet a week's): the band's, else 0
-_NS = const(68)        # number of slots (degree days: firmware/weather.py's own ring)
+_FE = const(68)        # 7: the relative errors learnt from those forecasts (see _check)
+_VC = const(75)        # mean product of a week-ahead miss and the one a week before it
+_NS = const(76)        # number of slots (degree days: firmware/weather.py's own ring)
 
 
 class Estimator:
@@ -256,8 +258,14 @@ class Estimator:
             return (0, 0, 0)
         r, sr = self._r(L, r, sr)
         d = L / r * _DAY
+        # the learnt week-ahead miss over the n = T / 7 days weeks to empty: 1/n of it for
+        # independent weekly misses, n the effective number by their lag-1 correlation c
+        # (a season or a trend keeps missing the same way: c near 1, no averaging)
+        v = s[_VREL]
+        c = min(max(s[_VC] / v, 0), 9 / 10) if v > 0 else 0
+        v *= min(1, 7 * r / L * (1 + c) / (1 - c))
         rel = s[_BANDZ] * sqrt((P + s[_SDEV] ** 2 + s[_Q] * L / r) / (L * L)
-                               + max((sr / r) ** 2, s[_VREL] * min(1, sqrt(7 * r / L)))
+                               + max((sr / r) ** 2, v)
                                + s[_DV] / (r * r))
         return (d, d / (1 + rel), d / (1 - rel) if rel < 1 else None)
 
@@ -451,6 +459,9 @@ class Estimator:
             # clipped at 4x what was learnt: a change of habits is a miss too, but one the
             # change test above must still see (it compares against _VREL)
             s[_VREL] = v + (min(e * e, 4 * v + 1 / 100, 1) - v) / n
+            i = _FE + int(td) % 7      # this weekday's miss of a week ago
+            s[_VC] += (max(min(e * s[i], 4 * v + 1 / 100), -1) - s[_VC]) / n
+            s[i] = e
         fc[j] = td
         fc[j + 1] = L
         fc[j + 2] = self._r(7 * s[_RATE], s[_RATE], 0)[0]
