@@ -1,5 +1,6 @@
 # Forecast and automatic-order benchmark on the scenario suite (tests/benchmarks/forecast_sim.py).
-#   .venv/bin/python tests/benchmarks/bench_forecast.py [seeds [family,family...]]   (default 3 seeds, all)
+#   .venv/bin/python tests/benchmarks/bench_forecast.py [seeds [family,family...|all [risk_pm]]]
+#   (default 3 seeds, all families, the risk rule at 20 per mille = 2 %, the default)
 #   MICROPYPATH=.:tests/benchmarks .venv/bin/micropython -X heapsize=4M tests/benchmarks/bench_forecast.py 1
 # Per family and overall, from closed loops (an order arrives after a drawn lead time and
 # fills the container):
@@ -195,10 +196,11 @@ def line(name, s):
 
 def main():
     seeds = int(sys.argv[1]) if len(sys.argv) > 1 else 3
-    fams = sys.argv[2].split(",") if len(sys.argv) > 2 else ORDER
+    fams = sys.argv[2].split(",") if len(sys.argv) > 2 and sys.argv[2] != "all" else ORDER
+    risk = int(sys.argv[3]) if len(sys.argv) > 3 else 20
     impl = sys.implementation.name
     print("Forecast + order benchmark on %s, %d seeds per family, errors in %% of the true "
-          "remaining time" % (impl, seeds))
+          "remaining time; risk rule at %.1f %%" % (impl, seeds, risk / 10))
     print("%-9s %5s | %11s | %11s | %11s | %5s | %12s | %12s | %12s | %s" % (
         "family", "n", "ours med p90", "naive m p90", "trail7 m p90", "band",
         "risk empty h arr%", "today empty h arr%", "rop15 empty h arr%", "step+7d ours t7"))
@@ -210,7 +212,7 @@ def main():
             sc = Scenario(fname, seed)
             lead, sd = sc.lead
             cfg = {"lead_time_h": lead / 3600, "lead_sd_h": sd / 3600, "margin_h": 0,
-                   "risk_pm": 20}
+                   "risk_pm": risk}
             for j, rule in enumerate(RULES):
                 o, lv, k, us, nu = play(sc, rule, cfg, fs if j == 0 else None)
                 fs.out[j] += o
