@@ -48,7 +48,10 @@
 # spread of the level around the line, the level's wander over the time to empty (Q * T),
 # and the rate's relative uncertainty: the larger of its standard error and what the device
 # learnt from its own misses (once a day, the rate forecast of 7 days before against the
-# level since, averaged in _VREL; scaled by sqrt(7 days / T)). At ``band_z`` sigmas
+# level since, averaged in _VREL; over the n = T / 7 days weeks to empty 1/n of it, n the
+# effective number of independent weeks by the lag-1 correlation of the weekly misses),
+# and, while the newest 3 days differ from the window as a change would (not yet a week's),
+# their squared rate difference. At ``band_z`` sigmas
 # (1.2816 = 80 % two-sided); ``hi`` is None when the band is unbounded. Bad input (NaN,
 # inf, a negative reading, time going back; a capacity not > 0) is ignored and counted
 # (bad_inputs()).
