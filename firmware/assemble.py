@@ -22,17 +22,23 @@ def capacity(board):
 def estimator(state, board):
     """The estimator from its checkpointed state, else (none, damaged or an older format)
     a new one for the board's consumable. An older layout is migrated first by
-    firmware/migrate.py, loaded only then."""
+    firmware/migrate.py, loaded only then. A heating fuel's (firmware/weather.py: its board
+    file says consumable "weather": true, or its checkpoint is one) is loaded only then."""
     from firmware.estimator import Estimator
+    e = None
     if state:
         try:
             if state[0] in (3, 4):
                 from firmware import migrate
                 state = migrate.estimator(state)
-            return Estimator.restore(state)
+            e = Estimator.restore(state)
         except (ValueError, TypeError, IndexError, KeyError):
-            pass
-    return Estimator(capacity(board))
+            state = None
+    e = e or Estimator(capacity(board))
+    if board.get("consumable", {}).get("weather") or state and len(state) > 12:
+        from firmware import weather
+        e = weather.estimator(e, state)
+    return e
 
 
 def parts(a, board, prov, root, transport, sensor, button, est, ck, start):
@@ -63,8 +69,10 @@ def parts(a, board, prov, root, transport, sensor, button, est, ck, start):
     a.cfg = {"sample_s": pw.get("sample_s", 600), "report_s": rs,
              "near_empty_report_s": pol.get("near_empty_report_s", max(1, rs // 4)),
              "lead_time_h": pol.get("lead_time_h", 72), "margin_h": pol.get("margin_h", 0),
-             "low_pct": pol.get("low_pct", 20), "lead_sd_h": pol.get("lead_sd_h", 24),
-             "risk_pm": pol.get("risk_pm", 20)}
+             "low_pct": pol.get("low_pct", 20)}
+    for k in ("lead_sd_h", "risk_pm"):   # defaults in policy.risk_threshold (RAM: no entry)
+        if k in pol:
+            a.cfg[k] = pol[k]
     saved = store.load(a._cfg_path)
     if saved:
         a.cfg.update(saved)

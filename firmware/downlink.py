@@ -4,12 +4,13 @@ A chunk must verify as COSE_Mac0 with the device key and the downlink AAD (so an
 frame reflected back never passes) and validate as a DOWNLINK type; anything else is
 refused and counted, never applied. Replay protection: the highest downlink seq seen is
 kept and everything <= it is refused. It is persisted at once for commands that change
-state (config, consent, order_status, time). Acks only advance it in RAM (persisted at the
-next checkpoint): an ack per uplink message would otherwise add a flash write per message,
-and replaying an old ack is harmless (uplink seqs never repeat, the acked file is gone).
+state (config, consent, order_status, time, weather). Acks only advance it in RAM
+(persisted at the next checkpoint): an ack per uplink message would otherwise add a flash
+write per message, and replaying an old ack is harmless (uplink seqs never repeat, the
+acked file is gone).
 
 The agent supplies the actions (`on_ack`, `on_config`, `on_consent`, `on_status`, `on_time`,
-`on_rekey`).
+`on_rekey`); a weather downlink makes the agent's estimator the degree-day one (firmware/weather.py).
 """
 from firmware import store
 from protocol import cbor, cose, framing, messages as M
@@ -68,5 +69,8 @@ class Downlink:
                     a.on_time(p[1])
                 elif t == M.REKEY:
                     a.on_rekey(p[1])
+                else:     # M.WEATHER (validated above): firmware/weather.py, loaded now
+                    from firmware import weather
+                    weather.downlink(a, p)
         self.applied += 1
         return p

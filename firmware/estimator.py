@@ -34,9 +34,10 @@
 # spike is never followed by a consistent sample, so it is dropped (counted in ``rejected``).
 #
 # Change of habits: on each bucket close the newest 7 days are fitted alone too; a rate
-# that differs from the window's by more than 3 sigmas (the two standard errors and
-# the learnt week-ahead miss below) drops the older buckets, so a doubled or halved usage
-# is followed within days, not after the 21-day window has turned over.
+# that differs from the window's by more than _ZCHG sigmas (the two standard errors and
+# the learnt week-ahead miss below) drops all but the newest 5 days and refits, so a
+# doubled or halved usage is followed within days, not after the 21-day window has turned
+# over (bench_forecast.py: 7-14 days after a step, 0.6-1.3 % median error, trailing-7d 2-3 %).
 #
 # Quantised gauges (1 % or 10 % steps, as many printers report toner): the smallest
 # non-zero step between readings is learnt; the reading's variance is at least step^2/12,
@@ -47,7 +48,10 @@
 # spread of the level around the line, the level's wander over the time to empty (Q * T),
 # and the rate's relative uncertainty: the larger of its standard error and what the device
 # learnt from its own misses (once a day, the rate forecast of 7 days before against the
-# level since, averaged in _VREL; scaled by sqrt(7 days / T)). At ``band_z`` sigmas
+# level since, averaged in _VREL; over the n = T / 7 days weeks to empty 1/n of it, n the
+# effective number of independent weeks by the lag-1 correlation of the weekly misses),
+# and, while the newest 3 days differ from the window as a change would (not yet a week's),
+# their squared rate difference. At ``band_z`` sigmas
 # (1.2816 = 80 % two-sided); ``hi`` is None when the band is unbounded. Bad input (NaN,
 # inf, a negative reading, time going back; a capacity not > 0) is ignored and counted
 # (bad_inputs()).
@@ -79,13 +83,14 @@
 # repeated attributes (``s = self._s``), no docstrings.
 from array import array
 from binascii import a2b_base64
-from math import nan, sqrt
+from math import inf, nan, sqrt
 
 from firmware.compat import const
 
 _DAY = const(86400)
 _STATE_V = const(5)    # v5: slots 35.. (quantum, learnt band, bad inputs, forecasts);
                        # v4 (consumed milli-units as an int) and v3 are migrated at boot
+_ZCHG = const(3)  # sigmas between the newest days' rate and the window's that make a change
 _SD_MAD = 0.8862  # sigma of one reading = _SD_MAD * E|difference of two readings| (normal noise)
 
 # Slots of the state array self._s. Parameters (fixed after __init__):
@@ -132,7 +137,11 @@ _NV = const(37)        # how many weekly errors were learnt (capped)
 _BAD = const(38)       # inputs ignored as invalid: NaN/inf/negative reading, time going back
 _FC = const(39)        # 7 x 4: the forecasts of the last 7 days, one a day: time (days),
                        # level, rate, segment (see _check)
-_NS = const(67)        # number of slots
+_DV = const(67)        # the newest 3 days' rate against the window's, squared, when they
+                       # differ as a change would (not yet a week's): the band's, else 0
+_FE = const(68)        # 7: the relative errors learnt from those forecasts (see _check)
+_VC = const(75)        # mean product of a week-ahead miss and the one a week before it
+_NS = const(76)        # number of slots (degree days: firmware/weather.py's own ring)
 
 
 class Estimator:
@@ -140,9 +149,9 @@ class Estimator:
                  gate=4, gate_min=0.03, confirm=2, band_z=1.2816, rate_min=None,
                  min_span_s=86400, noise0=0.005):
         c = float(capacity)
-        bad = not 0 < c < 1e30   # 0, negative, NaN, inf: a capacity the maths cannot use
+        bad = not 0 < c < inf    # 0, negative, NaN, inf: a capacity the maths cannot use
         if bad:
-            c = 100.0            # ... so the unit is taken as %, and the input counted
+            c = 100              # ... so the unit is taken as %, and the input counted
         self.capacity = c
         n = int(nbuckets)
         self.episode = self.rejected = self.consumed = 0
@@ -176,7 +185,7 @@ class Estimator:
         s = self._s
         # bad input (NaN, inf, a negative reading or quality, time going back) is ignored
         # and counted: the comparisons are False for NaN
-        if not -1e15 < t < 1e15 or (q is not None and not (0 <= q < 1e30 and quality >= 0)):
+        if not abs(t) < inf or (q is not None and not (0 <= q < inf and quality >= 0)):
             s[_BAD] += 1
             return
         t0 = self._t0
@@ -250,10 +259,23 @@ class Estimator:
         L, P = self._predict(s[_TNOW] / _DAY)
         if L <= 0:
             return (0, 0, 0)
+        r, sr = self._r(L, r, sr)
         d = L / r * _DAY
+        # the learnt week-ahead miss over the n = T / 7 days weeks to empty: 1/n of it for
+        # independent weekly misses, n the effective number by their lag-1 correlation c
+        # (a season or a trend keeps missing the same way: c near 1, no averaging)
+        v = s[_VREL]
+        c = min(max(s[_VC] / v, 0), 9 / 10) if v > 0 else 0
+        v *= min(1, 7 * r / L * (1 + c) / (1 - c))
         rel = s[_BANDZ] * sqrt((P + s[_SDEV] ** 2 + s[_Q] * L / r) / (L * L)
-                               + max((sr / r) ** 2, s[_VREL] * min(1, sqrt(7 * r / L))))
+                               + max((sr / r) ** 2, v)
+                               + s[_DV] / (r * r))
         return (d, d / (1 + rel), d / (1 - rel) if rel < 1 else None)
+
+    def _r(self, L, r, s):
+        # the mean rate until L is used, and its sigma s: the fitted ones (weather.py walks
+        # the weather). Hook names and arguments reuse qstrs the firmware has anyway
+        return r, s
 
     def bad_inputs(self):
         # inputs ignored as invalid (see update), and a capacity that was not > 0
@@ -281,6 +303,7 @@ class Estimator:
         e = cls(st[1], nbuckets=st[2])
         e._t0, e.episode, e.rejected, e.consumed = st[3:7]
         # the state array brings the parameters back too
+        # (a heating fuel's checkpoint has a 13th entry: firmware/weather.py reads it)
         for a, tc, x in zip((e._s, e._bt, e._bq, e._bw, e._bg), "dfffH", st[7:]):
             for i, y in enumerate(array(tc, a2b_base64(x))):
                 a[i] = y
@@ -393,7 +416,11 @@ class Estimator:
         # a change of habits: the newest week's rate against the whole window's. When they
         # differ by more than 3 combined sigmas, the older buckets describe a usage that is
         # gone: forget them (the window then grows again from the change)
-        for dd in (7,):
+        # The newest 3 days alone, the same test: a change that has begun but is not yet a
+        # week's. Too few days to refit on (a weekend, a gauge's step look alike), so it
+        # only widens the band: their rate is as likely as the window's
+        s[_DV] = 0
+        for dd in (7, 3):
             k = int(dd * _DAY // s[_BS])
             if not s[_VALID] or s[_BN] < 2 * k:
                 break
@@ -401,9 +428,16 @@ class Estimator:
             self._fit(k)
             # sigmas: the fits' standard errors, and how far a week's real usage strayed
             # from its forecast so far (_VREL: swings that are no change of habits)
-            if abs(s[_RATE] - r) > 3 * sqrt(sr * sr + s[_RSIG] ** 2 + s[_VREL] * r * r):
-                s[_BN] = k
-                break
+            d = s[_RATE] - r
+            if abs(d) > _ZCHG * sqrt(sr * sr + s[_RSIG] ** 2 + s[_VREL] * r * r):
+                if dd < 7:
+                    s[_DV] = d * d
+                else:
+                    # the change happened within that week, most likely in its first days
+                    # (it takes a few to stand out): keep its newest 5 days and refit
+                    s[_BN] = k * 5 // 7
+                    self._fit()
+                    break
             s[_RATE], s[_RSIG], s[_SDEV], s[_Q] = r, sr, sd, q
             s[_VALID] = 1
         self._check()
@@ -421,16 +455,19 @@ class Estimator:
         r0 = fc[j + 2]
         h = td - fc[j]
         if 6 <= h < 8 and r0 > s[_RMIN] and fc[j + 3] == s[_SEG]:
-            e = (fc[j + 1] - L) / (r0 * h) - 1
+            e = (fc[j + 1] - L) / (r0 * h) - 1  # (in degree-day mode r0 includes the weather)
             n = min(s[_NV] + 1, 30)
             s[_NV] = n
             v = s[_VREL]
             # clipped at 4x what was learnt: a change of habits is a miss too, but one the
             # change test above must still see (it compares against _VREL)
-            s[_VREL] = v + (min(e * e, 4 * v + 0.01, 1) - v) / n
+            s[_VREL] = v + (min(e * e, 4 * v + 1 / 100, 1) - v) / n
+            i = _FE + int(td) % 7      # this weekday's miss of a week ago
+            s[_VC] += (max(min(e * s[i], 4 * v + 1 / 100), -1) - s[_VC]) / n
+            s[i] = e
         fc[j] = td
         fc[j + 1] = L
-        fc[j + 2] = s[_RATE]
+        fc[j + 2] = self._r(7 * s[_RATE], s[_RATE], 0)[0]
         fc[j + 3] = s[_SEG]
 
     def _fit(self, k=0):
@@ -449,6 +486,8 @@ class Estimator:
             ix[k] = i = (h - n + k) % nb
             u[i] = 1
         ix = memoryview(ix)[:n]  # a view, not a copy
+        if n:
+            bt = self._t(bt, bt[ix[0]])   # the regressor: time (or degree days, weather.py)
         for it in range(3):
             # pooled within-segment WLS: centre each segment on its own weighted means,
             # then one common slope; m: segment id -> [sum w, sum wt, sum wq, first t, last t]
@@ -505,3 +544,9 @@ class Estimator:
                 s[_BS] / _DAY)
             s[_Q] = max(Q, (self.capacity / 500) ** 2)
         s[_VALID] = sum([a[4] - a[3] for a in m.values()]) * _DAY >= s[_SPAN]
+        return 1
+
+    def _t(self, x, t):
+        # the fit's regressor: x, the buckets' times (t: the oldest one's; weather.py may
+        # answer with their degree days)
+        return x

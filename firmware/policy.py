@@ -41,7 +41,7 @@ def risk_threshold(cfg, tte):
     tte: the estimator's (point d, lo, hi) 80 % band, or a bare point forecast (no spread).
     The band is the rate's: T = L / r with r normal, relative sigma c = (d / lo - 1) / 1.2816
     (lo = d / (1 + 1.2816 c)); the arrival A is normal, mean lead_time_h + margin_h, sigma
-    lead_sd_h. Empty first <=> L < r A, and r A is taken as normal (mean r mu, variance
+    lead_sd_h (default 24 h). Empty first <=> L < r A, and r A is taken as normal (mean r mu, variance
     r^2 sd^2 + mu^2 sigma_r^2 + sigma_r^2 sd^2), so P > risk <=> d < mu + z sqrt(sd^2 +
     (mu c)^2 + (sd c)^2), z the
     upper (risk) quantile of N(0, 1). With no spread at all this is today's rule
@@ -49,7 +49,7 @@ def risk_threshold(cfg, tte):
     mpt_policy.py) the normal r A understates the skewed tail: 2 % asked is 2.0 % real
     with a +-5 % band, 3.2 % with a +-30 % one."""
     mu = (cfg.get("lead_time_h", 72) + cfg.get("margin_h", 24)) * 3600
-    v = (cfg.get("lead_sd_h", 0) * 3600) ** 2
+    v = (cfg.get("lead_sd_h", 24) * 3600) ** 2
     if isinstance(tte, tuple):
         d, lo, hi = tte
         if d <= 0:
@@ -59,10 +59,9 @@ def risk_threshold(cfg, tte):
     p = cfg.get("risk_pm", 20) / 1000
     if v <= 0 or p <= 0 or p >= 0.5:
         return mu
-    # Abramowitz & Stegun 26.2.23: upper p-quantile of N(0,1), |error| < 4.5e-4
+    # Abramowitz & Stegun 26.2.22: upper p-quantile of N(0,1), |error| < 3e-3
     t = sqrt(-2 * log(p))
-    z = t - (2.515517 + 0.802853 * t + 0.010328 * t * t) / (
-        1 + 1.432788 * t + 0.189269 * t * t + 0.001308 * t * t * t)
+    z = t - (2.30753 + 0.27061 * t) / (1 + t * (0.99229 + 0.04481 * t))
     return mu + z * sqrt(v)
 
 

@@ -22,8 +22,9 @@ CONSENT = 18
 ORDER_STATUS = 19
 TIME = 20
 REKEY = 21     # key rotation: new key = HMAC(current key, b"rekey" + nonce)
+WEATHER = 22
 
-DOWNLINK = (ACK, CONFIG, CONSENT, ORDER_STATUS, TIME, REKEY)
+DOWNLINK = (ACK, CONFIG, CONSENT, ORDER_STATUS, TIME, REKEY, WEATHER)
 
 # event kinds (event key 1)
 EV_LOW_SOON = 1
@@ -53,7 +54,8 @@ U = 0x1FFFFFFFFFFFFF  # sanity cap for counters (2**53-1: exact in JSON and doub
 # The schema both sides check, compact enough for the device's RAM (the field names,
 # to_named/from_named and the name tables are host conveniences in protocol/schema.py).
 # type -> bytes, 4 per field: key, kind | _REQ, lo, hi; kinds: 0 uint in [lo, hi],
-# 1 text of lo..hi chars, 2 list of at most 16 texts of at most hi chars. A hi byte >= 0xF0
+# 1 text of lo..hi chars, 2 list of at most 16 texts of at most hi chars, 3 list of at most
+# 16 uints in [lo, hi]. A hi byte >= 0xF0
 # indexes _HI. Keys of a type are 1..n in order (schema.py names them by position).
 _REQ = const(4)
 _HI = (U, (1 << 40) - 1, 86400, 7 * 86400, 24 * 90, 24 * 30, 255)
@@ -72,6 +74,7 @@ FIELDS = {
     ORDER_STATUS: b"\x01\x05\x01\x28\x02\x04\x01\x04",
     TIME: b"\x01\x04\x00\xf0",
     REKEY: b"\x01\x05\x20\x20",
+    WEATHER: b"\x01\x04\x00\xf0\x02\x07\x00\xf6\x03\x03\x00\xf6",
 }
 
 
@@ -109,21 +112,18 @@ def validate(payload, allowed=None):
                 raise DecodeError("type %d: missing key %d" % (t, k))
             continue
         v = payload[k]
-        if kind == 0:
-            if not isinstance(v, int) or isinstance(v, bool) or v < lo or v > hi:
-                raise DecodeError("type %d: key %d must be an integer in %d..%d" % (t, k, lo, hi))
-        elif kind == 1:
-            if not isinstance(v, str) or len(v) > hi or len(v) < lo:
-                raise DecodeError("type %d: key %d must be text of %d..%d chars" % (t, k, lo, hi))
+        if kind >= 2:   # a list of texts (2) or of uints (3); a loop below, not all(genexpr):
+            # each generator is one more code object in RAM
+            if not isinstance(v, (list, tuple)) or len(v) > 16:
+                raise DecodeError("type %d: key %d must be a list of at most 16" % (t, k))
         else:
-            # a loop, not all(genexpr): each generator is one more code object in RAM
-            ok = isinstance(v, (list, tuple)) and len(v) <= 16
-            if ok:
-                for x in v:
-                    if not isinstance(x, str) or len(x) > hi:
-                        ok = False
-            if not ok:
-                raise DecodeError("type %d: key %d must be a list of short texts" % (t, k))
+            v = (v,)
+        for x in v:
+            if kind == 1 or kind == 2:
+                if not isinstance(x, str) or len(x) > hi or len(x) < lo:
+                    raise DecodeError("type %d: key %d must be text of %d..%d chars" % (t, k, lo, hi))
+            elif not isinstance(x, int) or isinstance(x, bool) or x < lo or x > hi:
+                raise DecodeError("type %d: key %d must be an integer in %d..%d" % (t, k, lo, hi))
     return t
 
 

@@ -29,8 +29,9 @@ NAMES = {
     M.ORDER_STATUS: ("order_status", ("key", "status")),
     M.TIME: ("time", ("unix",)),
     M.REKEY: ("rekey", ("nonce",)),
+    M.WEATHER: ("weather", ("day", "daily", "normals")),
 }
-_KINDS = ("u", "t", "ts")
+_KINDS = ("u", "t", "ts", "us")
 
 
 def _schema():
@@ -46,7 +47,8 @@ def _schema():
 
 
 # type -> (name, {key: (field name, kind, lo, hi, required)})
-# kinds: "u" uint in [lo, hi], "t" text of at most hi bytes, "ts" list of texts
+# kinds: "u" uint in [lo, hi], "t" text of at most hi bytes, "ts" list of texts,
+# "us" list of uints in [lo, hi] (weather: temperatures as (C + 60) * 2)
 SCHEMA = _schema()
 EVENT_NAMES = {M.EV_LOW_SOON: "low_soon", M.EV_ORDER_REQUEST: "order_request", M.EV_REFILL: "refill_detected",
                M.EV_SENSOR_FAULT: "sensor_fault", M.EV_CONSENT_CHANGED: "consent_changed"}

@@ -1,5 +1,6 @@
 # Forecast and automatic-order benchmark on the scenario suite (tests/benchmarks/forecast_sim.py).
-#   .venv/bin/python tests/benchmarks/bench_forecast.py [seeds]            (default 3 seeds)
+#   .venv/bin/python tests/benchmarks/bench_forecast.py [seeds [family,family...|all [risk_pm]]]
+#   (default 3 seeds, all families, the risk rule at 20 per mille = 2 %, the default)
 #   MICROPYPATH=.:tests/benchmarks .venv/bin/micropython -X heapsize=4M tests/benchmarks/bench_forecast.py 1
 # Per family and overall, from closed loops (an order arrives after a drawn lead time and
 # fills the container):
@@ -22,26 +23,44 @@ except ImportError:  # CPython without the repo root on the path
     sys.path.insert(0, _here + "/../..")
     from firmware.estimator import Estimator
 from firmware.policy import risk_threshold  # noqa: E402
+from firmware import weather  # noqa: E402
 gc.collect()
 sys.path.insert(0, _here)
 from estimator_sim import Rng  # noqa: E402
 from estimator_score import Hist, Naive, Trailing7, err, ticks_diff, ticks_us  # noqa: E402
-from forecast_sim import DAY, FAMILIES, ORDER, T0, Scenario  # noqa: E402
+from forecast_sim import DAY, FAMILIES, ORDER, T0, Scenario, gauss  # noqa: E402
 
 RULES = ("risk", "today", "rop15")
 
 
-def weather_feed(sc, est, i):
-    # a board with an outdoor temperature: the day's mean (heating families), once a day
-    if sc.temp is not None and hasattr(est, "outdoor") and i * sc.dt % DAY == 0:
-        est.outdoor(T0 + i * sc.dt, sc.temp, sc.normal, (i * sc.dt) // DAY)
+def weather_feed(sc, est, i, rng):
+    # the weather downlink, once a day: the days from yesterday on (yesterday and today
+    # observed, 14 days forecast, their error growing 0.7 C a day of lead), then 8 weekly
+    # normals; encoded as the bridge sends it (protocol/SPEC.md: (C + 60) * 2)
+    t = T0 + i * sc.dt
+    if i and t // DAY == (t - sc.dt) // DAY:
+        return          # the first sample of a day only
+    d = (i * sc.dt) // DAY
+    daily = []
+    for j in range(-1, 15):
+        x = sc.temp[max(d + j, 0)]
+        if j > 0:
+            x += 0.7 * j * gauss(rng)
+        daily.append(int((x + 60) * 2 + 0.5))
+    normals = []
+    for w in range(8):
+        k = min(d + 15 + 7 * w, len(sc.normal) - 7)
+        normals.append(int((sum(sc.normal[k:k + 7]) / 7 + 60) * 2 + 0.5))
+    est.weather({0: 22, 1: t // DAY - 1, 2: daily, 3: normals})
 
 
 def play(sc, rule, cfg, fam=None):
     """One closed loop of scenario sc under an order rule. Returns (stock-out s, [level
     at each arrival / capacity], orders, us in update, updates); with fam (a FamScore)
     also scores the forecast at every sample."""
-    est = Estimator(sc.cap)
+    dd = FAMILIES[sc.family].get("weather")
+    est = (Estimator if dd is None else weather.Estimator)(sc.cap)
+    wrng = Rng(sc.seed * 77 + 5)
     cap, dt = sc.cap, sc.dt
     rng = Rng(sc.seed * 31 + 17)
     L = cap
@@ -69,7 +88,8 @@ def play(sc, rule, cfg, fam=None):
             ep += 1
             used = 0
         q = sc.reading(i, L, rng)
-        weather_feed(sc, est, i)
+        if dd:
+            weather_feed(sc, est, i, wrng)
         a = ticks_us()
         est.update(t, q)
         us += ticks_diff(ticks_us(), a)
@@ -176,21 +196,23 @@ def line(name, s):
 
 def main():
     seeds = int(sys.argv[1]) if len(sys.argv) > 1 else 3
+    fams = sys.argv[2].split(",") if len(sys.argv) > 2 and sys.argv[2] != "all" else ORDER
+    risk = int(sys.argv[3]) if len(sys.argv) > 3 else 20
     impl = sys.implementation.name
     print("Forecast + order benchmark on %s, %d seeds per family, errors in %% of the true "
-          "remaining time" % (impl, seeds))
+          "remaining time; risk rule at %.1f %%" % (impl, seeds, risk / 10))
     print("%-9s %5s | %11s | %11s | %11s | %5s | %12s | %12s | %12s | %s" % (
         "family", "n", "ours med p90", "naive m p90", "trail7 m p90", "band",
         "risk empty h arr%", "today empty h arr%", "rop15 empty h arr%", "step+7d ours t7"))
     tot = FamScore()
     covs = []
-    for fname in ORDER:
+    for fname in fams:
         fs = FamScore()
         for seed in range(1, seeds + 1):
             sc = Scenario(fname, seed)
             lead, sd = sc.lead
             cfg = {"lead_time_h": lead / 3600, "lead_sd_h": sd / 3600, "margin_h": 0,
-                   "risk_pm": 20}
+                   "risk_pm": risk}
             for j, rule in enumerate(RULES):
                 o, lv, k, us, nu = play(sc, rule, cfg, fs if j == 0 else None)
                 fs.out[j] += o

@@ -5,11 +5,13 @@
 # tests/benchmarks/bench_memory.py.
 #
 # This file runs the .py sources on the 64-bit unix port: every module is compiled in the
-# heap, and words, object headers and GC blocks are twice an ESP32's; it holds 144K (128K
-# until the simulated world kept its integers apart, for float32), tests/host/test_memory32.py
+# heap, and words, object headers and GC blocks are twice an ESP32's; it holds 152K, 4K
+# above the smallest heap that works there (bisected: 148K; 120K before the forecast work
+# of issue 13 and the weather downlink; compiling from source there is a fragmentation
+# cliff, 144K fails). tests/host/test_memory32.py
 # runs the .mpy files deploy builds on the 32-bit port, an ESP32's word size, in the 64K
 # target. `python tests/benchmarks/bench_memory.py` prints the figures for both.
-# heapsize: 144K
+# heapsize: 152K
 # timeout: 120
 import sys
 if sys.implementation.name != "micropython":

@@ -1,5 +1,5 @@
 # runtimes: micropython cpython
-# heapsize: 80K  (64-bit compiling estimator.py and this file from source; the agent's 64 KB budget is test_memory32's, on the 32-bit port)
+# heapsize: 96K  (64-bit compiling estimator.py and this file from source; the agent's 64 KB budget is test_memory32's, on the 32-bit port)
 # Depletion estimator (firmware/estimator.py): behaviour, persistence, memory, accuracy.
 import gc
 
@@ -181,7 +181,7 @@ def test_instance_is_small():
     # qstr (RAM for good on a board) and a slot in the instance dict
     e = Estimator(CAP)
     _feed(e, 0, 200, _lin(CAP, 4.0))
-    assert len(e.__dict__) <= 14, sorted(e.__dict__)   # 14: the int usage total
+    assert len(e.__dict__) <= 15, sorted(e.__dict__)   # 14: the int usage total, 15: the degree-day ring
 
 
 def test_consumed_total_monotonic_across_refill():

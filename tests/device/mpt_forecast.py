@@ -1,5 +1,6 @@
 # runtimes: micropython cpython
-# heapsize: 96K  (64-bit compiling estimator.py and this file from source; the agent's 64 KB budget is test_memory32's, on the 32-bit port)
+# heapsize: 104K  (64-bit compiling estimator.py, weather.py and this file from source;
+# the agent's 64 KB budget is test_memory32's, on the 32-bit port)
 # The estimator's forecast (firmware/estimator.py): bad input ignored and counted, the v4
 # checkpoint migrated, adaptation to a change of habits, quantised gauges, the learnt band.
 import gc
@@ -171,3 +172,128 @@ def test_band_learns_from_its_own_misses():
                     inside += 1
             i += 1
     assert 0.7 <= inside / n <= 0.95, (inside, n)
+
+
+def _heating(e, days, temp, k=1.5, feed=None, rng=None, i0=0, level0=1000.0):
+    # a 1000-unit tank: k x (degree days (base 18 C) + 2) a day, readings every 30 min
+    lvl = level0
+    for i in range(i0, i0 + days * 48):
+        d = i // 48
+        if feed and i % 48 == 0:
+            feed(d)
+        e.update(T0 + i * STEP, lvl + rng.u(-2, 2))
+        lvl -= k * (max(0, 18 - temp(d)) + 2) / 48
+    return lvl
+
+
+def test_degree_days_learn_k_and_forecast_a_cold_spell():
+    from firmware.weather import Estimator as HeatingEstimator
+
+    def temp(d):                       # mild weeks, then a cold spell from day 30 on
+        return 8 + 4 * ((d * 7) % 5 - 2) / 2 if d < 30 else -6.0
+
+    day0 = (T0 // DAY)
+
+    def payload(d):                    # today's and the next 15 days' means, as sent
+        return {0: 22, 1: day0 + d, 2: [int((temp(d + j) + 60) * 2) for j in range(16)],
+                3: [int((temp(d + 16) + 60) * 2)] * 4}
+    h = HeatingEstimator(1000.0)
+    p = Estimator(1000.0)
+    lvl = _heating(h, 28, temp, feed=lambda d: h.weather(payload(d)), rng=_Rng(1))
+    _heating(p, 28, temp, rng=_Rng(1))
+    # K learnt (the slope per degree day): within 5 % of the truth
+    k = h._bh[len(h._bt) + 32]         # weather.py _KF
+    assert abs(k / 1.5 - 1) < 0.05, k
+    # the truth from day 28: 26 degree days a day from day 30
+    left, t = lvl, 0.0
+    for d in range(28, 400):
+        u = 1.5 * (max(0, 18 - temp(d)) + 2)
+        if u >= left:
+            t += left / u
+            break
+        left -= u
+        t += 1
+    th, tp = h.tte()[0] / DAY, p.tte()[0] / DAY
+    assert abs(th - t) < 0.1 * t and abs(tp - t) > 3 * abs(th - t), (th, tp, t)
+
+
+def test_heating_estimator_checkpoint_roundtrip():
+    from firmware import assemble
+    from firmware.weather import Estimator as HeatingEstimator
+    h = HeatingEstimator(1000.0)
+    temp = lambda d: 5.0  # noqa: E731
+    day0 = T0 // DAY
+    w = lambda d: h.weather({0: 22, 1: day0 + d, 2: [130] * 16})  # noqa: E731
+    _heating(h, 25, temp, feed=w, rng=_Rng(2))
+    st = json.loads(_dump(h))
+    g = assemble.estimator(st, {"consumable": {"weather": True}})
+    assert isinstance(g, HeatingEstimator) and g.tte() == h.tte()
+    # a board file without the flag: the checkpoint (13 entries) says it is a heating fuel's
+    q = assemble.estimator(st, {})
+    assert isinstance(q, HeatingEstimator) and q.tte() == h.tte()
+    # a damaged ring: the estimator is kept, the degree-day ring starts afresh
+    st[12] = "not base64!"
+    d = assemble.estimator(st, {})
+    assert isinstance(d, HeatingEstimator) and d.remaining() == h.remaining()
+    # a plain one's checkpoint on a plain board stays plain (weather.py is not needed)
+    p = Estimator(1000.0)
+    _heating(p, 3, temp, rng=_Rng(2))
+    assert not isinstance(assemble.estimator(json.loads(_dump(p)), {}), HeatingEstimator)
+
+
+def test_a_weather_downlink_converts_the_estimator_keeping_its_state():
+    from firmware import weather
+    p = Estimator(1000.0)
+    temp = lambda d: 5.0  # noqa: E731
+    _heating(p, 20, temp, rng=_Rng(3))
+    before = (p.remaining(), p.rate_per_day(), p.episode, p.consumed_milli())
+
+    class Agent:
+        est = p
+    a = Agent()
+    weather.downlink(a, {0: 22, 1: T0 // DAY + 20, 2: [130] * 16})
+    h = a.est
+    assert isinstance(h, weather.Estimator) and h._s is p._s
+    assert (h.remaining(), h.rate_per_day(), h.episode, h.consumed_milli()) == before
+    # it learns per degree day once the temperature has been known over its window
+    _heating(h, 25, temp, feed=lambda d: h.weather({0: 22, 1: T0 // DAY + d, 2: [130] * 16}),
+             rng=_Rng(4), i0=20 * 48, level0=h.remaining())
+    assert abs(h._bh[len(h._bt) + 32] / 1.5 - 1) < 0.05       # weather.py _KF: K learnt
+
+
+def test_degree_day_slots_match_the_estimators():
+    from firmware import weather as D
+    from firmware import estimator as E
+    if not hasattr(E, "_RATE"):
+        return    # MicroPython folds underscore const() names: checked on CPython
+    for k in ("_BS", "_TNOW", "_Q", "_RATE", "_RSIG", "_SDEV", "_VALID", "_BH", "_BN", "_AW",
+              "_PW", "_NACC"):
+        assert getattr(D, k) == getattr(E, k), k
+
+
+def test_a_blind_heating_band_widens_with_the_season():
+    # a heating fuel's estimator with no temperature at all (no sensor, no weather): an
+    # autumn, 0.4 C colder every day. The point forecast is the plain one's (too late, the
+    # device cannot see the cold coming), but the band holds the truth; the plain one's
+    # does not
+    from firmware import weather
+
+    def temp(d):
+        return 10 - 0.4 * d
+    for days in (18, 25):
+        h, p = weather.Estimator(1000.0), Estimator(1000.0)
+        lvl = _heating(h, days, temp, rng=_Rng(5))
+        _heating(p, days, temp, rng=_Rng(5))
+        left, t = lvl, 0.0
+        for d in range(days, 400):
+            u = 1.5 * (max(0, 18 - temp(d)) + 2)
+            if u >= left:
+                t += left / u
+                break
+            left -= u
+            t += 1
+        t *= DAY
+        (dh, loh, hih), (dp, lop, hip) = h.tte(), p.tte()
+        assert dh == dp and not lop <= t <= hip, (t, p.tte())
+        assert loh <= t <= hih and loh < lop, (t, h.tte())
+

@@ -32,7 +32,7 @@ class Sink:
 
 def make(d, consent=M.CONSENT_FULL, cfg=None):
     s = Sink()
-    p = Policy("dev1", ITEM, cfg or {"lead_time_h": 48, "margin_h": 24}, s, d + "/pol.json", consent)
+    p = Policy("dev1", ITEM, cfg or {"lead_time_h": 48, "margin_h": 24, "lead_sd_h": 0}, s, d + "/pol.json", consent)
     s.pol = p
     return p, s
 
@@ -226,7 +226,7 @@ def test_risk_threshold_is_where_the_chance_of_running_empty_is_the_risk():
 
 
 def test_risk_threshold_without_spread_is_the_point_rule():
-    cfg = {"lead_time_h": 48, "margin_h": 24}
+    cfg = {"lead_time_h": 48, "margin_h": 24, "lead_sd_h": 0}
     assert risk_threshold(cfg, 70 * H) == 72 * H
     assert risk_threshold(cfg, (70 * H, 70 * H, 70 * H)) == 72 * H
     assert risk_threshold(cfg, (0, 0, 0)) > 72 * H        # empty now: always due
