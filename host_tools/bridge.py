@@ -20,6 +20,7 @@ Forwarding is decoupled: one uplinks.Forwarder per uplink reads the store's outb
 from __future__ import annotations
 
 import argparse
+import gc
 import binascii
 import json
 import os
@@ -821,6 +822,11 @@ def main_bridge(argv=None) -> int:
     done = threading.Event()
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, lambda *_: done.set())
+    # The long-lived objects built so far (registry, codec tables, HA schemas) need no
+    # cyclic collection: freeze them, so the full collections the frame path triggers do not
+    # walk them again while acks wait.
+    gc.collect()
+    gc.freeze()
     bridge.start()
     extras.start()
     try:
