@@ -38,8 +38,8 @@ from host_tools.uplinks import Forwarder, log_many, make_uplink
 from protocol import framing, messages, schema
 from protocol.errors import AuthError, DecodeError, FrameError
 
-# the downlink types an operator may queue (send, MQTT); ack is the bridge's alone
-OPERATOR_COMMANDS = ("config", "consent", "order_status", "time")
+# the downlink types an operator may queue (send, MQTT); ack and rekey are the bridge's alone
+OPERATOR_COMMANDS = ("config", "consent", "order_status", "time", "weather")
 COUNTERS = ("frames", "noise", "bad_crc", "bad_mac", "malformed", "unknown_device", "replay",
             "duplicates", "stored", "acks", "forwarded", "uplink_errors", "store_errors",
             "downlinks", "bad_commands", "reacks_limited", "threads_restarted", "seq_jump", "source_limited", "rekeys")

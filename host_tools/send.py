@@ -1,4 +1,5 @@
 """consumables send DEVICE config key=value ... | consent LEVEL | order-status KEY STATUS | time [UNIX]
+                      | weather DATE TEMPS [NORMALS]
 
 Queues a downlink command in the bridge's SQLite store (the `downlink` table). The running
 bridge picks it up, signs it with the device's key and its persisted downlink counter,
@@ -10,6 +11,12 @@ a bridge restart and needs no bridge to be running when it is queued.
 `time` without UNIX is filled in at delivery, so a device seen hours later gets the time
 of delivery, not of queueing.
 
+`weather DATE TEMPS [NORMALS]` (heating fuels, protocol/SPEC.md "Weather"): DATE the day of
+the first temperature (YYYY-MM-DD, UTC), TEMPS up to 16 daily mean outdoor temperatures in
+°C from that day on (observed, then forecast), NORMALS up to 8 weekly mean normals for the
+weeks after them, both comma-separated. The wire carries half degrees from -60 °C, so a
+temperature is rounded to 0.5 °C and must lie in -60..67.5 °C.
+
 Consent may be lowered remotely, never raised on the supplier's say-so: `consent LEVEL`
 above the device's known level (its last hello / consent_changed, lowered by consent
 commands queued since) is refused unless `--customer-confirmed` says the customer asked
@@ -20,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 
 from host_tools.registry import RegistryError, load, registry_path, valid_device_id
@@ -27,7 +35,7 @@ from host_tools.store import Store, StoreError, consent_is_lowering
 from protocol import messages, schema
 from protocol.errors import DecodeError
 
-COMMANDS = ("config", "consent", "order-status", "time")
+COMMANDS = ("config", "consent", "order-status", "time", "weather")
 
 
 class UsageError(Exception):
@@ -39,6 +47,31 @@ def _int(s: str, what: str) -> int:
         return int(s, 0)
     except ValueError:
         raise UsageError("%s must be an integer, not %r" % (what, s)) from None
+
+
+def _temps(s: str, what: str, most: int) -> list[int]:
+    """"-3.5,0,2" -> the wire's half degrees from -60 C: [113, 120, 124]."""
+    out = []
+    for t in s.split(","):
+        try:
+            c = float(t)
+        except ValueError:
+            raise UsageError("%s are degrees C separated by commas, not %r" % (what, t)) from None
+        if not -60 <= c <= 67.5:
+            raise UsageError("%s: %s C is outside -60..67.5 C" % (what, t))
+        out.append(int(round((c + 60) * 2)))
+    if len(out) > most:
+        raise UsageError("%s: at most %d values, not %d" % (what, most, len(out)))
+    return out
+
+
+def _day(s: str) -> int:
+    import datetime
+    try:
+        d = datetime.date.fromisoformat(s)
+    except ValueError:
+        raise UsageError("DATE is YYYY-MM-DD, not %r" % s) from None
+    return (d - datetime.date(1970, 1, 1)).days
 
 
 def parse_command(cmd: str, args: list[str]) -> tuple[str, dict]:
@@ -70,6 +103,12 @@ def parse_command(cmd: str, args: list[str]) -> tuple[str, dict]:
         if len(args) > 1:
             raise UsageError("time takes at most one UNIX timestamp")
         name, fields = "time", ({"unix": _int(args[0], "UNIX")} if args else {})
+    elif cmd == "weather":
+        if len(args) not in (2, 3):
+            raise UsageError("weather takes DATE TEMPS [NORMALS], e.g. 2026-12-01 -3,-1.5,0 -4,-5")
+        name, fields = "weather", {"day": _day(args[0]), "daily": _temps(args[1], "TEMPS", 16)}
+        if len(args) == 3:
+            fields["normals"] = _temps(args[2], "NORMALS", 8)
     else:
         raise UsageError("unknown command %r (use %s)" % (cmd, ", ".join(COMMANDS)))
     check = dict(fields)
@@ -90,6 +129,10 @@ def _user() -> str:
         return str(os.getuid())
 
 
+_NEG = "\x00"
+_NEG_LIST = re.compile(r"-[0-9.][0-9.,-]*$")
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message):
         raise UsageError(message)
@@ -107,8 +150,13 @@ def main_send(argv=None) -> int:
     p.add_argument("--customer-confirmed", action="store_true",
                    help="the customer asked for this consent raise (needed to raise consent; recorded "
                         "with the user and time in the audit table)")
+    # "-3,-1.5,0" (weather temperatures) is an argument, not an option: argparse only
+    # recognises a single negative number as one, so hide such lists from it while it parses
+    argv = list(sys.argv[1:] if argv is None else argv)
+    argv = [_NEG + x if _NEG_LIST.match(x) else x for x in argv]
     try:
         a = p.parse_intermixed_args(argv)
+        a.args = [x[len(_NEG):] if x.startswith(_NEG) else x for x in a.args]
         if not valid_device_id(a.device):
             raise UsageError("bad device id %s: 1 to 16 characters from a-z, 0-9 and '-'" % ascii(a.device)[:40])
         name, fields = parse_command(a.command, a.args)

@@ -78,3 +78,35 @@ def test_send_delivered_on_device_link(tmp_path, capsys):
         assert b.count["downlinks"] == 5
     finally:
         b.stop()
+
+
+def test_weather_command_parses_to_the_wire_units():
+    # the device test's vector (tests/device/mpt_downlink.py): -2, -5, -8 C; normals -10, -12
+    assert parse_command("weather", ["2024-10-04", "-2,-5,-8", "-10,-12"]) == (
+        "weather", {"day": 20000, "daily": [116, 110, 104], "normals": [100, 96]})
+    assert parse_command("weather", ["2024-10-04", "0.24,67.5"]) == ("weather", {"day": 20000, "daily": [120, 255]})
+    for args, says in [(["2024-10-04"], "DATE TEMPS"), (["04.10.2024", "1"], "YYYY-MM-DD"),
+                       (["2024-10-04", "1,warm"], "degrees C"), (["2024-10-04", "-61"], "outside"),
+                       (["2024-10-04", ",".join(["1"] * 17)], "at most 16"),
+                       (["2024-10-04", "1", ",".join(["1"] * 9)], "at most 8")]:
+        with pytest.raises(UsageError, match=says):
+            parse_command("weather", args)
+
+
+def test_weather_with_negative_temperatures_is_delivered(tmp_path, capsys):
+    regpath = make_registry(tmp_path)
+    db = tmp_path / "b.sqlite"
+    b = Bridge(db, reg.Registry(regpath), [JsonlUplink(str(tmp_path / "o.jsonl"))],
+               [UdpLink("udp://127.0.0.1:0")], log=lambda *a, **k: None).start()
+    try:
+        # "-2,-5,-8" on a command line is an argument, not an option
+        assert main_send([DEV, "weather", "2024-10-04", "-2,-5,-8", "-10,-12", "--db", str(db)]) == 0, \
+            capsys.readouterr().err
+        time.sleep(0.3)
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.settimeout(10)
+        s.sendto(frame(1), b.links[0].address)
+        got = [decode_down(s.recvfrom(512)[0])[2] for _ in range(2)]
+        assert got[1] == {0: messages.WEATHER, 1: 20000, 2: [116, 110, 104], 3: [100, 96]}
+    finally:
+        b.stop()
