@@ -730,7 +730,7 @@ class VirtualBoard:
                 self._phase = "settling"
                 self._settle_until = time.monotonic() + SETTLE_S
                 return
-        if self._pending == b"" and out:
+        if out:   # (the loop ends with all of the pending input taken)
             self._last_in = out[-1]
         self._write_port(out)
 

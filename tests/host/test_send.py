@@ -41,43 +41,50 @@ def test_send_errors_exit_2(tmp_path, capsys):
     assert main_send([]) == 2
 
 
-def test_send_delivered_on_device_link(tmp_path, capsys):
+@pytest.fixture
+def udp_bridge(tmp_path):
+    """A running bridge on a UDP port of its own: (bridge, db path, registry path)."""
     regpath = make_registry(tmp_path)
     db = tmp_path / "b.sqlite"
     b = Bridge(db, reg.Registry(regpath), [JsonlUplink(str(tmp_path / "o.jsonl"))],
                [UdpLink("udp://127.0.0.1:0")], log=lambda *a, **k: None).start()
     try:
-        common = ["--db", str(db), "--registry", str(regpath)]
-        # queued before the device was ever seen: waits for it
-        assert main_send([DEV, "config", "report_s=60", "sample_s=10"] + common) == 0
-        assert "queued config" in capsys.readouterr().out
-        # the device's consent is unknown yet: any level but 0 may be a raise
-        assert main_send([DEV, "consent", "order-only", "--customer-confirmed"] + common) == 0
-        assert main_send([DEV, "order-status", "dev1:7", "placed"] + common) == 0
-        assert main_send([DEV, "time"] + common) == 0
-        time.sleep(0.3)
-        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        s.settimeout(10)   # generous: a loaded CI machine must not fail it; a lost reply still does
-        s.sendto(frame(1), b.links[0].address)
-        got = [decode_down(s.recvfrom(512)[0]) for _ in range(5)]  # the ack, then the commands
-        assert all(k == DEV for k, _, _ in got)
-        dseqs = [d for _, d, _ in got]
-        assert dseqs == sorted(set(dseqs))
-        pl = [p for _, _, p in got]
-        assert pl[0] == {0: messages.ACK, 1: 1}
-        assert pl[1] == {0: messages.CONFIG, 1: 10, 2: 60}
-        assert pl[2] == {0: messages.CONSENT, 1: 1}
-        assert pl[3] == {0: messages.ORDER_STATUS, 1: "dev1:7", 2: 1}
-        assert pl[4][0] == messages.TIME and abs(pl[4][1] - time.time()) < 5
-        # the device is now known and fresh: a new command goes out without waiting for an uplink
-        assert main_send([DEV, "consent", "3", "--customer-confirmed"] + common) == 0
-        _, d, p = decode_down(s.recvfrom(512)[0])
-        assert p == {0: messages.CONSENT, 1: 3} and d > dseqs[-1]
-        # (marked sent just after it went out: the reply can arrive first)
-        assert wait_for(lambda: b.store.pending_downlinks() == []), b.store.pending_downlinks()
-        assert b.count["downlinks"] == 5
+        yield b, db, regpath
     finally:
         b.stop()
+
+
+def test_send_delivered_on_device_link(udp_bridge, capsys):
+    b, db, regpath = udp_bridge
+    common = ["--db", str(db), "--registry", str(regpath)]
+    # queued before the device was ever seen: waits for it
+    assert main_send([DEV, "config", "report_s=60", "sample_s=10"] + common) == 0
+    assert "queued config" in capsys.readouterr().out
+    # the device's consent is unknown yet: any level but 0 may be a raise
+    assert main_send([DEV, "consent", "order-only", "--customer-confirmed"] + common) == 0
+    assert main_send([DEV, "order-status", "dev1:7", "placed"] + common) == 0
+    assert main_send([DEV, "time"] + common) == 0
+    time.sleep(0.3)
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.settimeout(10)   # generous: a loaded CI machine must not fail it; a lost reply still does
+    s.sendto(frame(1), b.links[0].address)
+    got = [decode_down(s.recvfrom(512)[0]) for _ in range(5)]  # the ack, then the commands
+    assert all(k == DEV for k, _, _ in got)
+    dseqs = [d for _, d, _ in got]
+    assert dseqs == sorted(set(dseqs))
+    pl = [p for _, _, p in got]
+    assert pl[0] == {0: messages.ACK, 1: 1}
+    assert pl[1] == {0: messages.CONFIG, 1: 10, 2: 60}
+    assert pl[2] == {0: messages.CONSENT, 1: 1}
+    assert pl[3] == {0: messages.ORDER_STATUS, 1: "dev1:7", 2: 1}
+    assert pl[4][0] == messages.TIME and abs(pl[4][1] - time.time()) < 5
+    # the device is now known and fresh: a new command goes out without waiting for an uplink
+    assert main_send([DEV, "consent", "3", "--customer-confirmed"] + common) == 0
+    _, d, p = decode_down(s.recvfrom(512)[0])
+    assert p == {0: messages.CONSENT, 1: 3} and d > dseqs[-1]
+    # (marked sent just after it went out: the reply can arrive first)
+    assert wait_for(lambda: b.store.pending_downlinks() == []), b.store.pending_downlinks()
+    assert b.count["downlinks"] == 5
 
 
 def test_weather_command_parses_to_the_wire_units():
@@ -93,20 +100,14 @@ def test_weather_command_parses_to_the_wire_units():
             parse_command("weather", args)
 
 
-def test_weather_with_negative_temperatures_is_delivered(tmp_path, capsys):
-    regpath = make_registry(tmp_path)
-    db = tmp_path / "b.sqlite"
-    b = Bridge(db, reg.Registry(regpath), [JsonlUplink(str(tmp_path / "o.jsonl"))],
-               [UdpLink("udp://127.0.0.1:0")], log=lambda *a, **k: None).start()
-    try:
-        # "-2,-5,-8" on a command line is an argument, not an option
-        assert main_send([DEV, "weather", "2024-10-04", "-2,-5,-8", "-10,-12", "--db", str(db)]) == 0, \
-            capsys.readouterr().err
-        time.sleep(0.3)
-        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        s.settimeout(10)
-        s.sendto(frame(1), b.links[0].address)
-        got = [decode_down(s.recvfrom(512)[0])[2] for _ in range(2)]
-        assert got[1] == {0: messages.WEATHER, 1: 20000, 2: [116, 110, 104], 3: [100, 96]}
-    finally:
-        b.stop()
+def test_weather_with_negative_temperatures_is_delivered(udp_bridge, capsys):
+    b, db, _ = udp_bridge
+    # "-2,-5,-8" on a command line is an argument, not an option
+    assert main_send([DEV, "weather", "2024-10-04", "-2,-5,-8", "-10,-12", "--db", str(db)]) == 0, \
+        capsys.readouterr().err
+    time.sleep(0.3)
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.settimeout(10)
+    s.sendto(frame(1), b.links[0].address)
+    got = [decode_down(s.recvfrom(512)[0])[2] for _ in range(2)]
+    assert got[1] == {0: messages.WEATHER, 1: 20000, 2: [116, 110, 104], 3: [100, 96]}
