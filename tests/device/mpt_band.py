@@ -7,7 +7,7 @@ from array import array
 
 gc.collect()
 from firmware.estimator import Estimator  # noqa: E402
-from mptutil import Rng as _Rng, time_to_use  # noqa: E402
+from mptutil import Rng as _Rng  # noqa: E402
 
 DAY = 86400
 T0 = 1700000000
@@ -32,8 +32,12 @@ def _coverage(seeds, days, use_of, cap=CAP, every=4):
             used = cum[d] + use[d] * (i % 4) / 4
             e.update(T0 + i * 6 * 3600, cap - used + rng.u(-0.2, 0.2))
             if used > 0.2 * cap and i % every == 0:
-                left = cap - used - use[d] * (4 - i % 4) / 4
-                te = (4 - i % 4) * 6 * 3600 + time_to_use(use, d, left, DAY)
+                k, left = d, cap - used - use[d] * (4 - i % 4) / 4
+                te = (4 - i % 4) * 6 * 3600
+                while left > 0 and k + 1 < len(use):
+                    k += 1
+                    te += min(1, left / use[k]) * DAY
+                    left -= use[k]
                 r = e.tte()
                 n += 1
                 if r and r[1] <= te and (r[2] is None or te <= r[2]):

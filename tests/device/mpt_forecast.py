@@ -11,7 +11,7 @@ import io  # noqa: E402
 import json  # noqa: E402
 from math import inf, nan  # noqa: E402
 from firmware import store  # noqa: E402
-from mptutil import Rng as _Rng, time_to_use  # noqa: E402
+from mptutil import Rng as _Rng  # noqa: E402
 
 DAY = 86400
 T0 = 1700000000
@@ -160,26 +160,18 @@ def test_band_learns_from_its_own_misses():
             e.update(T0 + i * STEP, CAP - used + rng.u(-0.5, 0.5))
             if used > 20 and i % 12 == 0:
                 # the truth: when the remaining level is used up at the days' real usage
-                left = CAP - used - use[d] * (48 - i % 48) / 48
-                te = (48 - i % 48) * STEP + time_to_use(use, d, left, DAY)
+                k, left = d, CAP - used - use[d] * (48 - i % 48) / 48
+                te = (48 - i % 48) * STEP
+                while left > 0 and k + 1 < len(use):
+                    k += 1
+                    te += min(1, left / use[k]) * DAY
+                    left -= use[k]
                 r = e.tte()
                 n += 1
                 if r and r[1] <= te and (r[2] is None or te <= r[2]):
                     inside += 1
             i += 1
     assert 0.7 <= inside / n <= 0.95, (inside, n)
-
-
-def _dd_days(left, d0, temp, k=1.5):
-    # the truth for _heating's tank: days from day d0 until `left` is used up
-    t = 0.0
-    for d in range(d0, 400):
-        u = k * (max(0, 18 - temp(d)) + 2)
-        if u >= left:
-            return t + left / u
-        left -= u
-        t += 1
-    return t
 
 
 def _heating(e, days, temp, k=1.5, feed=None, rng=None, i0=0, level0=1000.0):
@@ -213,7 +205,14 @@ def test_degree_days_learn_k_and_forecast_a_cold_spell():
     k = h._bh[len(h._bt) + 32]         # weather.py _KF
     assert abs(k / 1.5 - 1) < 0.05, k
     # the truth from day 28: 26 degree days a day from day 30
-    t = _dd_days(lvl, 28, temp)
+    left, t = lvl, 0.0
+    for d in range(28, 400):
+        u = 1.5 * (max(0, 18 - temp(d)) + 2)
+        if u >= left:
+            t += left / u
+            break
+        left -= u
+        t += 1
     th, tp = h.tte()[0] / DAY, p.tte()[0] / DAY
     assert abs(th - t) < 0.1 * t and abs(tp - t) > 3 * abs(th - t), (th, tp, t)
 
@@ -285,7 +284,15 @@ def test_a_blind_heating_band_widens_with_the_season():
         h, p = weather.Estimator(1000.0), Estimator(1000.0)
         lvl = _heating(h, days, temp, rng=_Rng(5))
         _heating(p, days, temp, rng=_Rng(5))
-        t = _dd_days(lvl, days, temp) * DAY
+        left, t = lvl, 0.0
+        for d in range(days, 400):
+            u = 1.5 * (max(0, 18 - temp(d)) + 2)
+            if u >= left:
+                t += left / u
+                break
+            left -= u
+            t += 1
+        t *= DAY
         (dh, loh, hih), (dp, lop, hip) = h.tte(), p.tte()
         assert dh == dp and not lop <= t <= hip, (t, p.tte())
         assert loh <= t <= hih and loh < lop, (t, h.tte())

@@ -17,17 +17,6 @@ class Rng:
         return a + (b - a) * x / 4294967296.0
 
 
-def time_to_use(use, d, left, day=86400):
-    """The band tests' truth: seconds to use up `left` units at the usage of the days after
-    day d (use[d + 1], use[d + 2], ... units a day; the last day only in part)."""
-    t = 0.0
-    while left > 0 and d + 1 < len(use):
-        d += 1
-        t += min(1, left / use[d]) * day
-        left -= use[d]
-    return t
-
-
 def rmtree(path):
     """Remove path and everything under it; a missing path is fine."""
     path = path.rstrip("/")
