@@ -99,7 +99,7 @@ def play(sc, rule, cfg, fam=None):
             t7.update(t, q, ep)
             if used >= 0.2 * cap and L > 0:
                 te = sc.empty_at(i, L)
-                if te is not None:
+                if te is not None and T0 + te * dt > t:   # (empties within this step: not scored)
                     te = T0 + te * dt
                     tr = te - t
                     fam.n += 1
@@ -212,7 +212,7 @@ def main():
             sc = Scenario(fname, seed)
             lead, sd = sc.lead
             cfg = {"lead_time_h": lead / 3600, "lead_sd_h": sd / 3600, "margin_h": 0,
-                   "risk_pm": risk}
+                   "risk_pm": risk, "sample_s": sc.dt}
             for j, rule in enumerate(RULES):
                 o, lv, k, us, nu = play(sc, rule, cfg, fs if j == 0 else None)
                 fs.out[j] += o
