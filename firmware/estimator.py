@@ -29,9 +29,10 @@
 #
 # Outliers: an innovation beyond max(gate*sqrt(S), gate_min*capacity) is held, not used.
 # ``confirm`` consecutive mutually consistent held samples are a real level change: up by at
-# least refill_jump*capacity -> refill (new episode, ``refilled`` set for that update), a
-# smaller rise -> top-up (new segment, same episode), a fall -> fast consumption. A lone
-# spike is never followed by a consistent sample, so it is dropped (counted in ``rejected``).
+# least refill_jump*capacity, or to 90 % of it or more -> refill (new episode, ``refilled``
+# set for that update), a smaller rise -> top-up (new segment, same episode), a fall -> fast
+# consumption. A lone spike is never followed by a consistent sample, so it is dropped
+# (counted in ``rejected``).
 #
 # Change of habits: on each bucket close the newest 7 days are fitted alone too; a rate
 # that differs from the window's by more than _ZCHG sigmas (the two standard errors and
@@ -381,7 +382,9 @@ class Estimator:
             else:
                 self._ratchet(Lp)  # usage up to the refill still counts
                 self._close()      # the old segment stays in the ring: it informs the rate
-                if qn - Lp >= s[_JUMP] * self.capacity:
+                # a rise that fills it (a box landing on a tank still 80 % full) is a
+                # refill too, however small: the policy orders once per episode
+                if qn - Lp >= s[_JUMP] * self.capacity or qn >= 0.9 * self.capacity:
                     self.episode += 1
                     self.refilled = True
             s[_SEG] = (int(s[_SEG]) + 1) & 0xFFFF  # rises start a new segment of the fit

@@ -120,7 +120,7 @@ class Policy:
     def hello(self, fw, board_name, boot=None):
         if not self.may(M.HELLO):
             return None
-        it = self.item
+        it = self.item or {}
         unit = it.get("unit", "%")
         p = {0: M.HELLO, 1: M.PROTOCOL_VERSION, 2: fw, 3: board_name, 4: it.get("sku", ""),
              6: int(it.get("capacity", 100)),
@@ -136,6 +136,7 @@ class Policy:
             p[8] = r
         if boot is not None:
             p[10] = boot
+        self.item = None   # sent once per boot (firmware/agent.py): the board's dict goes
         return self.emit(p)
 
     # ---- respond to desire -------------------------------------------------

@@ -8,8 +8,8 @@
 #             sample once >= 20 % of the episode's capacity is used; naive two-point slope
 #             and trailing-7-day average beside it (both told the true refill times);
 #             band: how often the 80 % band holds the true empty time (target 70-90 %)
-#   orders    three rules, each its own closed loop: risk (policy.risk_threshold: P(empty
-#             before the box arrives) > 2 %, lead time and spread known), today (point
+#   orders    three rules, each its own closed loop: risk (the device's policy.Policy:
+#             P(empty before the box arrives) > 2 %, lead time and spread known), today (point
 #             forecast < lead + 24 h margin), rop15 (reading < 15 % of capacity);
 #             'empty h' = hours out of stock, 'arr%' = median level when a box arrives
 #   step      step families: median error 7-14 days after the step, ours vs trailing-7
@@ -22,7 +22,8 @@ try:
 except ImportError:  # CPython without the repo root on the path
     sys.path.insert(0, _here + "/../..")
     from firmware.estimator import Estimator
-from firmware.policy import risk_threshold  # noqa: E402
+from firmware.policy import Policy  # noqa: E402
+from protocol import messages as M  # noqa: E402
 from firmware import weather  # noqa: E402
 gc.collect()
 sys.path.insert(0, _here)
@@ -64,8 +65,12 @@ def play(sc, rule, cfg, fam=None):
     cap, dt = sc.cap, sc.dt
     rng = Rng(sc.seed * 31 + 17)
     L = cap
-    arrive = None
+    arrivals = []       # when the boxes ordered and not yet here arrive, soonest first
     k = 0
+    pol = None
+    if rule == "risk":  # the device's own policy decides (firmware/policy.py)
+        sent = []
+        pol = Policy("bench", None, cfg, sent.append, None, M.CONSENT_AUTOMATIC)
     ordered_ep = -1
     ep = used = 0
     out = 0.0
@@ -76,10 +81,10 @@ def play(sc, rule, cfg, fam=None):
     step_d = FAMILIES[sc.family].get("step_day")
     for i in range(sc.n):
         t = T0 + i * dt
-        if arrive is not None and t >= arrive:
+        while arrivals and t >= arrivals[0]:
             levels.append(L / cap)
             L = cap
-            arrive = None
+            arrivals.pop(0)
             ep += 1
             used = 0
         tu = sc.topups.get(i)
@@ -117,17 +122,22 @@ def play(sc, rule, cfg, fam=None):
                     if step_d is not None and step_d + 7 <= i * dt / DAY < step_d + 14:
                         fam.s_ours.add(e)
                         fam.s_t7.add(e7)
-        if arrive is None and ordered_ep != est.episode:
+        if pol:
+            n = len(sent)
+            pol.assess(est.episode, tte)
+            if any(p[1] == M.EV_ORDER_REQUEST for p in sent[n:]):
+                arrivals.append(t + sc.lead_s(k))
+                arrivals.sort()
+                k += 1
+        elif not arrivals and ordered_ep != est.episode:
             if rule == "rop15":
                 go = q is not None and q < 0.15 * cap
             elif tte is None:
                 go = False
-            elif rule == "today":
-                go = tte[0] < (cfg["lead_time_h"] + 24) * 3600
             else:
-                go = tte[0] < risk_threshold(cfg, tte)
+                go = tte[0] < (cfg["lead_time_h"] + 24) * 3600
             if go:
-                arrive = t + sc.lead_s(k)
+                arrivals.append(t + sc.lead_s(k))
                 k += 1
                 ordered_ep = est.episode
         u = sc.demand[i]

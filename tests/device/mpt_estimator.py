@@ -63,6 +63,26 @@ def test_refill_detected_exactly_once():
     assert _close(e.rate_per_day(), 4.0, 0.1), e.rate_per_day()  # history kept across refill
 
 
+def _rise(start, at, to):
+    # 4 %/day from start; at sample `at` the level is lifted to `to`
+    return lambda i: start - 4.0 * i / 48 if i < at else to - 4.0 * (i - at) / 48
+
+
+def test_a_rise_to_nearly_full_is_a_refill_however_small():
+    # a box that lands on a tank still 84 % full lifts it 14 points (under the 20 % refill
+    # jump): filled up, a new episode, so the one automatic order per episode re-arms
+    e = Estimator(CAP)
+    _feed(e, 0, 8 * 48, _rise(100.0, 4 * 48, 98.0))
+    assert e.episode == 1, e.episode
+
+
+def test_a_small_rise_short_of_full_is_a_top_up():
+    e = Estimator(CAP)
+    _feed(e, 0, 12 * 48, _rise(70.0, 4 * 48, 68.0))   # 54 % -> 68 %: the same episode
+    assert e.episode == 0, e.episode
+    assert _close(e.remaining(), 68.0 - 4.0 * (8 * 48 - 1) / 48, 0.5), e.remaining()
+
+
 def test_spikes_rejected():
     e = Estimator(CAP)
 
