@@ -45,6 +45,44 @@ COUNTERS = ("frames", "noise", "bad_crc", "bad_mac", "malformed", "unknown_devic
             "downlinks", "bad_commands", "reacks_limited", "threads_restarted", "seq_jump", "source_limited", "rekeys")
 
 
+_JSON_STR: dict = {}   # str -> its JSON text (json.dumps), for json_line; bounded
+
+
+def json_line(ts: float, event: str, fields: dict) -> str:
+    """json.dumps(dict(ts=ts, event=event, **fields), default=str), the same text, built
+    faster for the per-message lines (frame, forwarded: one per message each) whose values
+    are strings and ints: each string's JSON text is made once (device ids, links, types
+    repeat) and ints are written as json writes them (int.__repr__). Any other value, or a
+    field named ts or event, goes to json.dumps itself. tests/host/test_bridge_fast.py
+    compares the two."""
+    enc = _JSON_STR
+    parts = ['{"ts": ', float.__repr__(ts) if type(ts) is float and ts - ts == 0.0 else json.dumps(ts), ', "event": ',
+             enc.get(event) or _json_str(event)]
+    for k, v in fields.items():
+        t = type(v)
+        if t is str:
+            v = enc.get(v) or _json_str(v)
+        elif t is int:
+            v = int.__repr__(v)
+        else:
+            return json.dumps(dict(ts=ts, event=event, **fields), default=str)
+        if k == "ts" or k == "event" or type(k) is not str:
+            return json.dumps(dict(ts=ts, event=event, **fields), default=str)
+        parts.append(", ")
+        parts.append(enc.get(k) or _json_str(k))
+        parts.append(": ")
+        parts.append(v)
+    parts.append("}")
+    return "".join(parts)
+
+
+def _json_str(s: str) -> str:
+    if len(_JSON_STR) > 50000:
+        _JSON_STR.clear()
+    e = _JSON_STR[s] = json.dumps(s)
+    return e
+
+
 class JsonLog:
     """One JSON object per line (to stderr by default): {"ts": ..., "event": ..., ...}."""
 
@@ -61,11 +99,11 @@ class JsonLog:
 
     def many(self, event, rows):
         """One line per row (a dict of fields), written and flushed at once: a group's
-        frames or a forwarder's batch cost one write, not one per message."""
+        frames or a forwarder's batch cost one write, not one per message (json_line)."""
         if event in self.quiet or not rows:
             return
         ts = round(time.time(), 3)
-        self._write("".join([json.dumps(dict(ts=ts, event=event, **r), default=str) + "\n" for r in rows]))
+        self._write("".join([json_line(ts, event, r) + "\n" for r in rows]))
 
     def _write(self, text):
         with self._lock:
@@ -177,6 +215,11 @@ class SourceBudget:
         return b
 
     def blocked(self, src) -> bool:
+        # a source never charged has no bucket (a new one would be full): accepted frames
+        # neither cost a bucket nor push a noisy source's bucket out of the bounded table
+        b = self.buckets.get(src)
+        if b is None or b[0] >= self.burst:
+            return False
         return self._bucket(src)[0] < 1.0
 
     def charge(self, src) -> None:
@@ -301,7 +344,7 @@ class BridgeCore:
             return v[1]
         msg, body, key, keys, prot, payload = v
         dev, seq = msg.device, msg.seq
-        fp = next(f for k, f in keys if k == key)
+        fp = keys[0][1] if keys[0][0] is key else next(f for k, f in keys if k == key)
         try:
             win = self._window(dev, fp, key)
         except (sqlite3.Error, StoreError) as e:
@@ -356,7 +399,7 @@ class BridgeCore:
                 self.count("unknown_device")
                 self.rlog("unknown_device", link=link, device=ascii(dev)[:40], error="unknown device")
                 return None, "unknown_device"
-            key = codec.verify_mac([k for k, _ in keys], prot, payload, tag)
+            key = codec.verify_mac([keys[0][0]] if len(keys) == 1 else [k for k, _ in keys], prot, payload, tag)
             if key is None:
                 self.count("bad_mac")
                 self.rlog("bad_mac", link=link, device=dev, error="bad MAC")
@@ -428,14 +471,20 @@ class BridgeCore:
         acks = 0
         log_many(self.log, "frame", [{"link": g[4], "device": g[1].device, "seq": g[1].seq, "type": g[1].type}
                                      for g, _ in stored])
+        routes, on_ack, on_message, encode_ack = self.routes, self.on_ack, self.on_message, codec.encode_ack
         for (i, msg, _, reply, link, key, _, win, old_key, _), dseq in stored:
             dev, seq = msg.device, msg.seq
-            win[1] = max(win[1], seq)
-            self.routes[dev] = (link, reply, now, key)   # a fresh, verified seq: the device is here
-            if self._send(dev, dseq, {0: messages.ACK, 1: seq}, reply, link, "ack", key):
+            if seq > win[1]:
+                win[1] = seq
+            routes[dev] = (link, reply, now, key)   # a fresh, verified seq: the device is here
+            try:   # _send's ack, inline: the key is the one this frame verified under
+                reply(encode_ack(key, dev, dseq, seq))
+            except (LinkError, OSError) as e:
+                self.log("downlink_failed", device=dev, link=link, what="ack", error=str(e))
+            else:
                 acks += 1
-                self.on_ack(time.monotonic() - t_read)
-            self.on_message(msg)
+                on_ack(time.monotonic() - t_read)
+            on_message(msg)
             if dev in waiting:
                 self._deliver(dev)
             if old_key:

@@ -54,6 +54,7 @@ def batched(on_chunk, on_batch, log):
 
 
 BATCH_MAX = 512   # datagrams drained from the socket per batch at most
+PEERS_MAX = 20000  # UDP senders whose reply function is kept (the table is emptied past this)
 
 
 class Link:
@@ -234,6 +235,7 @@ class UdpLink(Link):
         BATCH_MAX) without waiting: the datagrams that arrived while the last batch was
         being committed form the next one, so batches grow with the load by themselves."""
         sock = self.sock
+        self._peers = {}   # sender address -> (reply, route) for this socket; bounded (PEERS_MAX)
         while not self._stop.is_set():
             try:
                 if not select.select([sock], [], [], 0.2)[0]:
@@ -255,6 +257,9 @@ class UdpLink(Link):
                 except OSError:  # BlockingIOError: nothing more queued
                     break
             items = []
+            peers = self._peers
+            if len(peers) > PEERS_MAX:
+                peers.clear()
             for data, addr in got:
                 # one frame per datagram (SPEC): the delimiters at its ends are dropped, any
                 # other 0x00 makes the whole datagram one bad chunk, never many (a 4 KB
@@ -262,6 +267,9 @@ class UdpLink(Link):
                 chunk = data[1:] if data[:1] == b"\x00" else data
                 chunk = chunk[:-1] if chunk[-1:] == b"\x00" else chunk
                 if chunk:
-                    items.append((chunk, self._reply_to(addr), "udp:%s:%d" % addr[:2]))
+                    peer = peers.get(addr)
+                    if peer is None:   # a device sends from one address: its reply and route are made once
+                        peer = peers[addr] = (self._reply_to(addr), "udp:%s:%d" % addr[:2])
+                    items.append((chunk, peer[0], peer[1]))
             if items:
                 emit(items)
