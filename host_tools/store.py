@@ -36,6 +36,11 @@ from host_tools.registry import create_private
 # messages and outbox rows are keyed by (device, epoch, seq): the epoch is the device's key
 # generation (keygens), so a board re-provisioned under the same id (seq from 0 again)
 # never collides with what its old key sent.
+# The outbox's indexes for forwarding and queue counts hold only the rows not yet forwarded
+# (partial indexes, sqlite.org/partialindex.html): a few pages however long the outbox, so a
+# group commit's outbox rows touch those few pages, not one page of a fleet-wide index per
+# frame (the full indexes outbox_pending and outbox_queued, dropped here, cost ~0.7 WAL page
+# per frame stored and again per frame forwarded, with 1,000 devices in groups of 50).
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS messages(
   device TEXT NOT NULL, seq INTEGER NOT NULL, type TEXT NOT NULL, json TEXT NOT NULL,
@@ -51,8 +56,10 @@ CREATE TABLE IF NOT EXISTS keygens(
   device TEXT NOT NULL, fp TEXT NOT NULL, epoch INTEGER NOT NULL,
   max_seq INTEGER NOT NULL DEFAULT -1, first_seen REAL,
   PRIMARY KEY(device, fp), UNIQUE(device, epoch));
-CREATE INDEX IF NOT EXISTS outbox_pending ON outbox(uplink, forwarded, id);
-CREATE INDEX IF NOT EXISTS outbox_queued ON outbox(forwarded, device);
+DROP INDEX IF EXISTS outbox_pending;
+DROP INDEX IF EXISTS outbox_queued;
+CREATE INDEX IF NOT EXISTS outbox_unsent ON outbox(uplink, id) WHERE forwarded=0;
+CREATE INDEX IF NOT EXISTS outbox_unsent_device ON outbox(device) WHERE forwarded=0;
 CREATE TABLE IF NOT EXISTS devices(
   device TEXT PRIMARY KEY, max_seq INTEGER NOT NULL DEFAULT -1,
   down_seq INTEGER NOT NULL DEFAULT 0, last_seen REAL, link TEXT,
