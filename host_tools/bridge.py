@@ -31,7 +31,7 @@ import threading
 import time
 
 from host_tools import bridgeconf, codec
-from host_tools.links import LinkError, SerialLink, UdpLink
+from host_tools.links import GROUP_WAIT, LinkError, SerialLink, UdpLink
 from host_tools.registry import Registry, RegistryError, registry_path, valid_device_id, write_private
 from host_tools.store import MAX_SEQ_STEP, Store, StoreError, consent_is_lowering, status_path
 from host_tools.uplinks import Forwarder, log_many, make_uplink
@@ -825,6 +825,9 @@ def bridge_parser(prog="consumables bridge", description="Receive device frames 
     p.add_argument("--group-commit", type=int, default=256, metavar="N",
                    help="frames that arrive together share one durable COMMIT, at most N (default 256; "
                         "1: one COMMIT per frame)")
+    p.add_argument("--group-wait", type=float, default=1000 * GROUP_WAIT, metavar="MS",
+                   help="UDP: when datagrams arrive together, wait this long once for more before their COMMIT "
+                        "(default %g ms; 0: never wait)" % (1000 * GROUP_WAIT))
     bridgeconf.add_arguments(p)
     return p
 
@@ -845,6 +848,8 @@ def main_bridge(argv=None) -> int:
             raise SystemExit2("--baud must be positive")
         if not 1 <= a.group_commit <= 10000:
             raise SystemExit2("--group-commit must be 1..10000")
+        if not 0 <= a.group_wait <= 100:
+            raise SystemExit2("--group-wait must be 0..100 ms")
     except SystemExit2 as e:
         return _fail(prog, e)
 
@@ -856,7 +861,8 @@ def main_bridge(argv=None) -> int:
         uplinks = [make_uplink(u) for u in a.uplink]
         registry = Registry(registry_path(a.registry), log)
         store = Store(a.db)
-        links = [SerialLink(port, a.baud, log) for port in a.serial] + [UdpLink(u, log) for u in a.listen]
+        wait = a.group_wait / 1000.0 if a.group_commit > 1 else 0.0   # one COMMIT per frame: nothing to wait for
+        links = [SerialLink(port, a.baud, log) for port in a.serial] + [UdpLink(u, log, wait) for u in a.listen]
         for link in links:
             link.open()  # an unreadable port or a busy UDP port is an error now, not a retry loop
     except (ValueError, RegistryError, StoreError, LinkError, ImportError) as e:

