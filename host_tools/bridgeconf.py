@@ -11,7 +11,7 @@ option given there (--serial, --listen, --uplink) replaces the file's list. Keys
     registry = "/etc/smart-consumables/registry.json"
     db = "/var/lib/smart-consumables/bridge.sqlite"
     group_commit = 256
-    group_wait = 2                     # ms (see --group-wait)
+    group_wait = 0                     # ms (see --group-wait)
     print_every = 60
     quiet = true                       # no log line per message (see --quiet)
     [home_assistant]                   # same as --ha URL --ha-prefix P --ha-silence S --ha-bridge-id ID
