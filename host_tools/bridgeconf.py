@@ -11,6 +11,7 @@ option given there (--serial, --listen, --uplink) replaces the file's list. Keys
     registry = "/etc/smart-consumables/registry.json"
     db = "/var/lib/smart-consumables/bridge.sqlite"
     group_commit = 256
+    group_wait = 0                     # ms (see --group-wait)
     print_every = 60
     quiet = true                       # no log line per message (see --quiet)
     [home_assistant]                   # same as --ha URL --ha-prefix P --ha-silence S --ha-bridge-id ID
@@ -28,7 +29,7 @@ from __future__ import annotations
 import os
 
 TOP = {"serial": list, "listen": list, "uplink": list, "baud": int, "registry": str, "db": str,
-       "group_commit": int, "print_every": (int, float), "quiet": bool}
+       "group_commit": int, "group_wait": (int, float), "print_every": (int, float), "quiet": bool}
 PER_MESSAGE = ("frame", "duplicate", "forwarded")   # the log events --quiet leaves out
 SECTIONS = {"home_assistant": {"broker": ("ha", str), "prefix": ("ha_prefix", str),
                                "silence_s": ("ha_silence", (int, float)), "bridge_id": ("ha_bridge_id", str)},

@@ -36,11 +36,16 @@ class UplinkError(Exception):
     pass
 
 
-def record_doc(rec) -> dict:
+def record_doc(rec, key: str | None = None) -> dict:
     """The JSON object an uplink carries: Message.to_json() fields + idempotency key."""
     doc = dict(rec.json)
-    doc["idempotency_key"] = rec.idempotency_key
+    doc["idempotency_key"] = rec.idempotency_key if key is None else key
     return doc
+
+
+# json.dumps(obj, sort_keys=True), without the encoder json.dumps builds anew for every call
+# made with a non-default option (~1 us of the forwarder's time per record)
+dumps_sorted = json.JSONEncoder(sort_keys=True).encode
 
 
 def log_many(log, event, rows):
@@ -126,13 +131,14 @@ class JsonlUplink(Uplink):
         self.f = f
 
     def send(self, rec):
-        if rec.idempotency_key in self.seen:
+        key = rec.idempotency_key
+        if key in self.seen:
             return
         try:
-            self.f.write(json.dumps(record_doc(rec), sort_keys=True).encode() + b"\n")
+            self.f.write(dumps_sorted(record_doc(rec, key)).encode() + b"\n")
         except (OSError, ValueError) as e:
             raise UplinkError("write %s: %s" % (self.path, e)) from None
-        self._remember(rec.idempotency_key)
+        self._remember(key)
 
     def flush(self):
         try:
@@ -187,7 +193,7 @@ class SqliteUplink(Uplink):
         try:
             self.db.execute("INSERT OR IGNORE INTO messages(device, seq, type, json, received_at, epoch) "
                             "VALUES (?,?,?,?,?,?)",
-                            (rec.device, rec.seq, rec.type, json.dumps(record_doc(rec), sort_keys=True),
+                            (rec.device, rec.seq, rec.type, dumps_sorted(record_doc(rec)),
                              rec.received_at, getattr(rec, "epoch", 0)))
         except sqlite3.Error as e:
             raise UplinkError("sqlite %s: %s" % (self.path, e)) from None
@@ -344,7 +350,7 @@ class MqttUplink(Uplink):
         if not self.connected.is_set():
             raise UplinkError("mqtt %s: not connected" % self.name)
         topic = "%s/%s/%s" % (self.prefix, rec.device, rec.type)
-        info = self.client.publish(topic, json.dumps(record_doc(rec), sort_keys=True), qos=1)
+        info = self.client.publish(topic, dumps_sorted(record_doc(rec)), qos=1)
         if info.rc != self._mqtt.MQTT_ERR_SUCCESS:
             raise UplinkError("mqtt %s: publish rc=%d" % (self.name, info.rc))
         self.pending.append(info)

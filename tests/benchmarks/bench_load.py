@@ -4,10 +4,11 @@ Both modes of host_tools/loadgen.py at a CI-friendly size (about 45 s in all):
   steady  300 devices, one report each every 3 s, for 8 s (100 msg/s) -> must lose nothing
   ramp    300 devices, offered rate x1.3 per 3 s step from 100 msg/s, <= 35 s, until a
           step loses a message or its send->ack p99 exceeds 1 s
-Group commit side by side (--group-commit, about 100 s): the same 1,000 devices offering
+Group commit side by side (--group-commit, about 130 s): the same 1,000 devices offering
 5,000 msg/s for 8 s against the bridge with group commit (default), with group commit and
---quiet (no log line per message), and with one COMMIT per frame (--group-commit 1, the
-path before it), then 10,000 devices (one report each every 5 s, 2,000 msg/s).
+--quiet (no log line per message), the same with the UDP link waiting 2 ms for company
+(--group-wait 2), and with one COMMIT per frame (--group-commit 1, the path before group
+commit), then 10,000 devices (one report each every 5 s, 2,000 msg/s).
 Each row also shows the bridge's and the generator's CPU per message and how busy the whole
 machine was (other processes included), and a last line says what limits the run.
 Full size: python -m host_tools.loadgen --devices 1000 --seconds 20   (and --ramp).
@@ -54,6 +55,7 @@ def group_commit():
     rows = []
     for label, args in (("group commit (<= 256 frames per COMMIT)", []),
                         ("group commit, --quiet (no line per frame)", ["--quiet"]),
+                        ("group commit, --quiet --group-wait 2", ["--quiet", "--group-wait", "2"]),
                         ("one COMMIT per frame (--group-commit 1)", ["--group-commit", "1"])):
         st = loadgen.steady(devices=1000, seconds=8.0, interval=0.2, drain=10.0, bridge_args=args)
         rows.append((label, st))
@@ -76,7 +78,8 @@ def group_commit():
               "was %s%% busy during that run, other processes included"
               % (gc.get("machine_cores"), gc["bridge_cpu_us_per_msg"], 1e6 / gc["bridge_cpu_us_per_msg"],
                  gc["loadgen_us_per_msg"], gc["loadgen_ceiling_msg_s"], gc.get("machine_busy_pct")))
-    return 0 if all(st["lost"] == 0 for label, st in rows if "group" in label) else 1
+    # the one-COMMIT-per-frame row is the old path, shown for comparison: its losses are expected
+    return 0 if all(st["lost"] == 0 for label, st in rows if not label.startswith("one COMMIT")) else 1
 
 
 if __name__ == "__main__":

@@ -199,3 +199,48 @@ def test_cli_runs_and_stops_on_sigterm(tmp_path):
     events = [json.loads(x)["event"] for x in err.splitlines()]
     assert "frame" in events and "forwarded" in events and "bridge_stopped" in events
     assert KEY.hex() not in err
+
+
+def _batches_link(group_wait):
+    """A UdpLink whose batches are recorded as lists of chunks (and a queue-like wait)."""
+    import queue
+    link = UdpLink("udp://127.0.0.1:0", quiet, group_wait=group_wait)
+    link.open()
+    got = queue.Queue()
+    return link, got, (lambda items: got.put([c for c, _, _ in items]))
+
+
+def test_udp_frames_arriving_together_wait_once_for_company():
+    link, got, on_batch = _batches_link(0.5)
+    s = udp_client()
+    try:
+        s.sendto(b"one", link.address)
+        s.sendto(b"two", link.address)   # both queued before the link reads: they arrived together
+        link.start(None, on_batch)
+        time.sleep(0.1)
+        s.sendto(b"three", link.address)   # within the group wait: the same batch
+        assert got.get(timeout=5) == [b"one", b"two", b"three"]
+        assert got.empty()
+    finally:
+        link.stop()
+        s.close()
+
+
+def test_udp_a_lone_datagram_is_not_held_back():
+    link, got, on_batch = _batches_link(30.0)   # a wait that would outlast the test
+    s = udp_client()
+    try:
+        link.start(None, on_batch)
+        for word in (b"alone", b"again"):
+            s.sendto(word, link.address)
+            assert got.get(timeout=10) == [word]
+    finally:
+        link.stop()
+        s.close()
+
+
+def test_bridge_group_wait_option_is_checked(tmp_path, capsys):
+    rc = main_bridge(["--listen", "udp://127.0.0.1:0", "--uplink", "jsonl:%s" % (tmp_path / "u.jsonl"),
+                      "--registry", str(make_registry(tmp_path)), "--db", str(tmp_path / "b.sqlite"),
+                      "--group-wait", "500"])
+    assert rc == 2 and "--group-wait must be 0..100 ms" in capsys.readouterr().err
