@@ -28,11 +28,15 @@ def test_world_survives_a_power_cut_without_a_refill():
     w2 = World(cfg)
     t2, q2 = w2.now(), w2.level()
     assert t2 >= t1 + 0.1 * 36000 * 0.9, (t1, t2)     # time went on while the power was off
-    assert q2 <= q1 and q1 - q2 < 50, (q1, q2)        # still ~1200, not a fresh 3000
+    # still ~1200, not a fresh 3000: at most what the day's busiest hours could use in the
+    # time that went by (the real gap is longer on a loaded machine: the bound follows it)
+    used = 300 * (t2 - t1) / 86400
+    assert q2 <= q1 and q1 - q2 < 50 + 4 * used, (q1, q2, t1, t2)
     assert w2.rate == 300 and w2.refill_count == 0
     # a board restarted with another speed takes the new one
     w3 = World(dict(cfg, speed=100))
-    assert w3.speed == 100 and abs(w3.level() - q2) < 50
+    used = 300 * (w3.now() - t2) / 86400
+    assert w3.speed == 100 and 0 <= q2 - w3.level() < 50 + 4 * used, (q2, w3.level(), used)
     # without a state file every boot is a fresh world (the old behaviour)
     assert World(CFG).level() == 3000
     # an unreadable state file (another format, truncated) starts a fresh world, saved anew
