@@ -471,17 +471,13 @@ class BridgeCore:
         acks = 0
         log_many(self.log, "frame", [{"link": g[4], "device": g[1].device, "seq": g[1].seq, "type": g[1].type}
                                      for g, _ in stored])
-        routes, on_ack, on_message, encode_ack = self.routes, self.on_ack, self.on_message, codec.encode_ack
+        routes, on_ack, on_message = self.routes, self.on_ack, self.on_message
         for (i, msg, _, reply, link, key, _, win, old_key, _), dseq in stored:
             dev, seq = msg.device, msg.seq
             if seq > win[1]:
                 win[1] = seq
             routes[dev] = (link, reply, now, key)   # a fresh, verified seq: the device is here
-            try:   # _send's ack, inline: the key is the one this frame verified under
-                reply(encode_ack(key, dev, dseq, seq))
-            except (LinkError, OSError) as e:
-                self.log("downlink_failed", device=dev, link=link, what="ack", error=str(e))
-            else:
+            if self._send(dev, dseq, {0: messages.ACK, 1: seq}, reply, link, "ack", key):
                 acks += 1
                 on_ack(time.monotonic() - t_read)
             on_message(msg)

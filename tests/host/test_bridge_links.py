@@ -17,7 +17,7 @@ from host_tools.bridge import Bridge, main_bridge
 from host_tools.links import SerialLink, UdpLink
 from host_tools.uplinks import JsonlUplink
 from protocol.framing import Deframer
-from test_bridge_support import DEV, KEY, decode_down, frame, level, make_registry, wait_for
+from test_bridge_support import DEV, KEY, decode_down, frame, level, make_registry, udp_bridge_argv, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -240,7 +240,5 @@ def test_udp_a_lone_datagram_is_not_held_back():
 
 
 def test_bridge_group_wait_option_is_checked(tmp_path, capsys):
-    rc = main_bridge(["--listen", "udp://127.0.0.1:0", "--uplink", "jsonl:%s" % (tmp_path / "u.jsonl"),
-                      "--registry", str(make_registry(tmp_path)), "--db", str(tmp_path / "b.sqlite"),
-                      "--group-wait", "500"])
+    rc = main_bridge(udp_bridge_argv(tmp_path, "--group-wait", "500"))
     assert rc == 2 and "--group-wait must be 0..100 ms" in capsys.readouterr().err

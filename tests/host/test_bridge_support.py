@@ -30,6 +30,12 @@ def make_registry(tmp_path, devices=None):
     return path
 
 
+def udp_bridge_argv(tmp_path, *extra):
+    """`consumables bridge` arguments for a throwaway UDP bridge in tmp_path, then extra."""
+    return ["--listen", "udp://127.0.0.1:0", "--uplink", "jsonl:%s" % (tmp_path / "u.jsonl"),
+            "--registry", str(make_registry(tmp_path)), "--db", str(tmp_path / "b.sqlite"), *extra]
+
+
 def frame(seq, payload=None, dev=DEV, key=KEY):
     return wire.pack(key, dev, seq, payload if payload is not None else level())
 

@@ -11,7 +11,7 @@ from host_tools import bridgeconf, registry as reg
 from host_tools.bridge import COUNTERS, Bridge, main_bridge
 from host_tools.links import UdpLink
 from host_tools.uplinks import JsonlUplink
-from test_bridge_support import DEV, HELLO, KEY2, frame, level, make_registry, wait_for
+from test_bridge_support import DEV, HELLO, KEY2, frame, level, make_registry, udp_bridge_argv, wait_for
 
 
 def opts(**kw):
@@ -93,17 +93,13 @@ def test_queued_gauge_counts_what_an_uplink_has_not_taken(tmp_path):
 
 
 def test_bad_metrics_address_is_one_line(tmp_path, capsys):
-    rc = main_bridge(["--listen", "udp://127.0.0.1:0", "--uplink", "jsonl:%s" % (tmp_path / "u"),
-                      "--registry", str(make_registry(tmp_path)), "--db", str(tmp_path / "b.sqlite"),
-                      "--metrics", "nope"])
+    rc = main_bridge(udp_bridge_argv(tmp_path, "--metrics", "nope"))
     err = capsys.readouterr().err
     assert rc == 2 and err.count("\n") == 1 and "--metrics must be HOST:PORT" in err
     busy = socket.socket()
     busy.bind(("127.0.0.1", 0))
     busy.listen()
-    rc = main_bridge(["--listen", "udp://127.0.0.1:0", "--uplink", "jsonl:%s" % (tmp_path / "u"),
-                      "--registry", str(make_registry(tmp_path)), "--db", str(tmp_path / "b.sqlite"),
-                      "--metrics", "127.0.0.1:%d" % busy.getsockname()[1]])
+    rc = main_bridge(udp_bridge_argv(tmp_path, "--metrics", "127.0.0.1:%d" % busy.getsockname()[1]))
     err = capsys.readouterr().err
     assert rc == 2 and "cannot serve metrics" in err and err.count("\n") == 1
     busy.close()
