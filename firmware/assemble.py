@@ -6,6 +6,7 @@ drops this module once the agent is built, so its code, about a third of the age
 does not stay in RAM (its qstrs do: never freed).
 """
 from firmware import store
+from firmware.compat import const
 
 
 def checkpoint(root):
@@ -17,6 +18,28 @@ def capacity(board):
     """The consumable's full quantity in its unit; 100 for "%"."""
     c = board.get("consumable", {})
     return 100.0 if c.get("unit", "%") == "%" else float(c.get("capacity", 100))
+
+
+_STATE_V = const(5)   # firmware/estimator.py's checkpoint layout (mpt_estimator.py checks)
+
+
+def restore(st):
+    """The estimator a checkpoint (Estimator.state() read back) describes. ValueError for
+    another layout (an older firmware's: migrate.py brings v3 and v4 to v5 first). The
+    state array brings the constructor's parameters back too; a shorter one (an older v5)
+    leaves its missing slots at their start, 0. A heating fuel's checkpoint has a 13th
+    entry: firmware/weather.py reads it. Boot-only, so it lives here: freed after boot."""
+    from array import array
+    from binascii import a2b_base64
+    from firmware.estimator import Estimator
+    if not st or st[0] != _STATE_V:
+        raise ValueError("estimator state version")
+    e = Estimator(st[1], nbuckets=st[2])
+    e._t0, e.episode, e.rejected, e.consumed = st[3:7]
+    for a, tc, x in zip((e._s, e._bt, e._bq, e._bw, e._bg), "dfffH", st[7:]):
+        for i, y in enumerate(array(tc, a2b_base64(x))):
+            a[i] = y
+    return e
 
 
 def estimator(state, board):
@@ -31,7 +54,7 @@ def estimator(state, board):
             if state[0] in (3, 4):
                 from firmware import migrate
                 state = migrate.estimator(state)
-            e = Estimator.restore(state)
+            e = restore(state)
         except (ValueError, TypeError, IndexError, KeyError):
             state = None
     e = e or Estimator(capacity(board))

@@ -46,7 +46,9 @@
 # until the next step), so the level follows the line between steps.
 #
 # Time-to-empty = remaining / rate. Its band combines the level's variance, the residual
-# spread of the level around the line, the level's wander over the time to empty (Q * T),
+# spread of the level around the line, the level's wander over the time to empty (Q * T
+# up to a week, then at the pace residuals a week apart show: a daily or weekly rhythm
+# strays from the line but does not add up as a random walk does),
 # and the rate's relative uncertainty: the larger of its standard error and what the device
 # learnt from its own misses (once a day, the rate forecast of 7 days before against the
 # level since, averaged in _VREL; over the n = T / 7 days weeks to empty 1/n of it, n the
@@ -83,14 +85,15 @@
 # qstr, the const() ones too). So: int literals where a float is not needed, locals for
 # repeated attributes (``s = self._s``), no docstrings.
 from array import array
-from binascii import a2b_base64
 from math import inf, nan, sqrt
 
 from firmware.compat import const
 
 _DAY = const(86400)
-_STATE_V = const(5)    # v5: slots 35.. (quantum, learnt band, bad inputs, forecasts);
+_STATE_V = const(5)    # v5: slots 35.. (quantum, learnt band, bad inputs, forecasts; slots
+                       # appended since read back as 0 from an older v5: _Q7 is then Q);
                        # v4 (consumed milli-units as an int) and v3 are migrated at boot
+                       # (firmware/assemble.py restore() has its own copy of this number)
 _ZCHG = const(3)  # sigmas between the newest days' rate and the window's that make a change
 _SD_MAD = 0.8862  # sigma of one reading = _SD_MAD * E|difference of two readings| (normal noise)
 
@@ -142,7 +145,8 @@ _DV = const(67)        # the newest 3 days' rate against the window's, squared, 
                        # differ as a change would (not yet a week's): the band's, else 0
 _FE = const(68)        # 7: the relative errors learnt from those forecasts (see _check)
 _VC = const(75)        # mean product of a week-ahead miss and the one a week before it
-_NS = const(76)        # number of slots (degree days: firmware/weather.py's own ring)
+_Q7 = const(76)       # the level's wander a day from residuals a week apart (see _fit)
+_NS = const(77)        # number of slots (degree days: firmware/weather.py's own ring)
 
 
 class Estimator:
@@ -268,7 +272,9 @@ class Estimator:
         v = s[_VREL]
         c = min(max(s[_VC] / v, 0), 9 / 10) if v > 0 else 0
         v *= min(1, 7 * r / L * (1 + c) / (1 - c))
-        rel = s[_BANDZ] * sqrt((P + s[_SDEV] ** 2 + s[_Q] * L / r) / (L * L)
+        T, q = L / r, s[_Q]
+        rel = s[_BANDZ] * sqrt((P + s[_SDEV] ** 2 + q * min(T, 7)
+                                + min(s[_Q7] or q, q) * max(T - 7, 0)) / (L * L)
                                + max((sr / r) ** 2, v)
                                + s[_DV] / (r * r))
         return (d, d / (1 + rel), d / (1 - rel) if rel < 1 else None)
@@ -291,24 +297,10 @@ class Estimator:
     def state(self):
         # small list for store.save (firmware/store.py), which writes the state array and the
         # four bucket-ring arrays as base64 of their bytes: exact, short, and streamed.
-        # Estimator.restore(the list read back) rebuilds an equivalent object.
+        # firmware/assemble.py restore(the list read back) rebuilds an equivalent object
+        # (boot-only code: there it is freed after boot, ~200 B of RAM)
         return [_STATE_V, self.capacity, len(self._bt), self._t0, self.episode, self.rejected,
                 self.consumed, self._s, self._bt, self._bq, self._bw, self._bg]
-
-    @classmethod
-    def restore(cls, st):
-        # ValueError for another layout (an older firmware's): the caller starts afresh
-        # (firmware/assemble.py migrates firmware 0.3.0's v3 before this)
-        if not st or st[0] != _STATE_V:
-            raise ValueError("estimator state version")
-        e = cls(st[1], nbuckets=st[2])
-        e._t0, e.episode, e.rejected, e.consumed = st[3:7]
-        # the state array brings the parameters back too
-        # (a heating fuel's checkpoint has a 13th entry: firmware/weather.py reads it)
-        for a, tc, x in zip((e._s, e._bt, e._bq, e._bw, e._bg), "dfffH", st[7:]):
-            for i, y in enumerate(array(tc, a2b_base64(x))):
-                a[i] = y
-        return e
 
     # ---------------------------------------------------------------- internals
     def _R(self, quantum=True):
@@ -482,8 +474,9 @@ class Estimator:
         while n and bt[(h - n) % nb] < tmin:
             n -= 1
         s[_BN] = n
+        lag = int(7 * _DAY // s[_BS])
         if k:
-            n = min(n, k)  # the newest k buckets only
+            n = lag = min(n, k)  # the newest k buckets only (and they leave _Q7 be)
         ix = self._ix
         for k in range(n):
             ix[k] = i = (h - n + k) % nb
@@ -521,7 +514,7 @@ class Estimator:
             c = 2 * se / n + self.capacity / 5000
             for i in ix:
                 u[i] = min(1, c / (abs(e[i]) + 1e-12))
-        swe = su = sw = s00 = s01 = sd = nd = 0
+        swe = su = sw = s00 = s01 = sd = nd = s7 = n7 = 0
         for k in range(n):
             i = ix[k]
             r = e[i]
@@ -534,6 +527,9 @@ class Estimator:
                 s01 += r * p
                 sd += (r - p) ** 2
                 nd += 1
+            if k >= lag and bg[ix[k - lag]] == bg[i]:
+                s7 += (r - e[ix[k - lag]]) ** 2    # (a gap between them: a little more)
+                n7 += 1
         # residuals of bursty usage are autocorrelated: inflate the slope's variance
         rho = min(max(s01 / s00, 0), 0.9) if s00 > 0 else 0
         s[_RATE] = -b
@@ -543,9 +539,18 @@ class Estimator:
         # (a bucket's mean averages the noise of its readings, not their quantisation error,
         # which stays the same from one reading to the next)
         if nd:
-            Q = (sd / nd - 2 * (self._R(False) * n / sw + self._R() - self._R(False))) / (
-                s[_BS] / _DAY)
-            s[_Q] = max(Q, (self.capacity / 500) ** 2)
+            R = 2 * (self._R(False) * n / sw + self._R() - self._R(False))
+            f = (self.capacity / 500) ** 2
+            s[_Q] = Q = max((sd / nd - R) / (s[_BS] / _DAY), f)
+            # a random walk's differences grow with their lag; a weekly or daily rhythm's
+            # (office hours, meals, a room's temperature) do not: the wander beyond a
+            # week is what differences a week apart show (tte() takes at most Q: a walk
+            # of daily steps shows more a week apart, but on bench_forecast.py no family
+            # gained from it and the 10 % gauge's band over-covered, 90.2 %). The
+            # fit's line takes some of a walk away: a walk less its line over the window
+            # W is near a Brownian bridge, whose steps over 7 days vary as 7 (1 - 7 / W)
+            if n7 > 9:
+                s[_Q7] = max((s7 / n7 - R) / (7 - 49 * _DAY / s[_WIN]), f)
         s[_VALID] = sum([a[4] - a[3] for a in m.values()]) * _DAY >= s[_SPAN]
         return 1
 

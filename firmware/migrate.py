@@ -20,7 +20,7 @@ def estimator(state):
     # the last week's forecasts: none yet)
     s = array("d", a2b_base64(st[7]))
     s.extend(array("d", bytes(8 * max(0, 67 - len(s)))))   # (slots after 67 came later
-    # within v5: Estimator.restore keeps a shorter array's missing slots at their start)
+    # within v5: assemble.restore() keeps a shorter array's missing slots at their start)
     s[35] = st[1]
     state = [5] + st[1:7] + [b2a_base64(bytes(s)).strip()] + st[8:]
     return state

@@ -56,6 +56,13 @@ _DR = const(34)        # temperature-blind: the newest week's rate minus the win
 _NW = const(35)
 _HADD = const(2)    # hot water and losses, in degree days a day: the base load a K-factor
                     # alone would miss in mild weather (an assumption, not learnt)
+_WVAR = const(81)   # (C day)^2 a day: the spread of degree days summed over days past the
+                    # daily means. A day's mean is Gaussian around its normal with sigma
+                    # ~3 C in mid-latitude winters (James & Arguez, J. Climate 28, 2015),
+                    # and persists (Koscielny-Bunde et al., Phil. Mag. B 77, 1998): taken
+                    # as AR(1) with lag-1 correlation 0.8, a sum over n days then has
+                    # variance 3^2 (1 + 0.8) / (1 - 0.8) n = 81 n (an assumption, not learnt;
+                    # the persistence is long-ranged, so long sums spread more)
 _HBASE = const(18)  # base temperature of a heating degree day, C (65 F = 18.3 C in the
                     # US trade, 15.5 C in the UK): no heating load above it
 
@@ -220,14 +227,17 @@ class Estimator(E.Estimator):
             u = w[o + _DR] * (1 + L / r / 14)
             return r + u / 2, sqrt(sr * sr + u * u)
         t = (self._t0 + s[_TNOW]) / 86400     # unix days
-        d = used = 0
+        d = used = a = 0
         while d < 730:
             c = self._expected(int(t + d))
             u = k * (max(0, _HBASE - c) + _HADD if c == c else w[o + _HR])
             f = 1 - (t + d) % 1   # the rest of this day
+            if t + d >= w[o + _WDAY] + w[o + _WND] and u > k * _HADD:
+                a += f            # a heating day past the daily means: a normal's, at best
             if used + u * f >= L:
                 d += (L - used) / u
-                return L / d, sr * L / d / r
+                # the K-factor's error, and the weather's spread around its normals
+                return L / d, L / d * sqrt((sr / r) ** 2 + _WVAR * a * (k / L) ** 2)
             used += u * f
             d += f
         return r, sr

@@ -7,7 +7,7 @@ gc.collect()  # compiling the estimator from source is the heap peak of this fil
 from firmware.estimator import Estimator  # noqa: E402
 import io  # noqa: E402
 import json  # noqa: E402
-from firmware import store  # noqa: E402
+from firmware import assemble, store  # noqa: E402
 from array import array  # noqa: E402
 from mptutil import Rng as _Rng  # noqa: E402
 
@@ -149,7 +149,7 @@ def test_state_restore_roundtrip():
     store.dump(e.state(), buf)       # as the agent's checkpoint writes it (rings as base64)
     s = json.loads(buf.getvalue())
     assert len(buf.getvalue()) < 3000  # small enough for flash / RTC memory
-    f = Estimator.restore(s)
+    f = assemble.restore(s)
     for i in range(400, 700):
         q = None if i % 9 == 0 else lvl(i) + rng.u(-1, 1)
         e.update(T0 + i * STEP, q)
@@ -171,7 +171,7 @@ def test_restore_keeps_parameters():
         e.update(T0 + i * STEP, lvl(i) + rng.u(-1, 1))
     buf = io.StringIO()
     store.dump(e.state(), buf)
-    f = Estimator.restore(json.loads(buf.getvalue()))
+    f = assemble.restore(json.loads(buf.getvalue()))
     g = Estimator(CAP, **kw)  # reference: the same parameters, fed the same history
     rng = _Rng(12)
     for i in range(300):
@@ -190,7 +190,7 @@ def test_restore_rejects_other_layout():
     old = [2, CAP, 1814400, 0.2, 84, 4, 0.03, 2, 1.2816, 0.1, 86400, 0.005, 0, 0]
     for s in (old, [], None):
         try:
-            Estimator.restore(s)
+            assemble.restore(s)
             raise AssertionError("restored %r" % (s,))
         except ValueError:
             pass

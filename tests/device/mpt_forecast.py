@@ -80,7 +80,7 @@ def test_v4_checkpoint_migrated():
     _run(f, 400, 500, lambda i: CAP - 3.0 * i / 48, rng)
     assert abs(f.rate_per_day() - 3.0) < 0.2, f.rate_per_day()
     try:
-        Estimator.restore(old)         # the estimator itself refuses the old layout
+        assemble.restore(old)         # only the migration reads the old layout
         raise AssertionError("restored v4")
     except ValueError:
         pass
@@ -297,3 +297,25 @@ def test_a_blind_heating_band_widens_with_the_season():
         assert t < dh < dp and not lop <= t <= hip, (t, h.tte(), p.tte())
         assert loh <= t <= hih and loh < lop, (t, h.tte())
 
+
+
+def test_a_forecast_on_normals_has_a_wider_band_than_one_on_daily_means():
+    # the same expected temperatures, told as 16 daily means or as 2 daily means and then
+    # weekly normals: the same point forecast, but past the daily means a day's mean
+    # strays around its normal (weather.py _WVAR), so the band is wider on normals
+    from firmware.weather import Estimator as HeatingEstimator
+
+    def temp(d):
+        return 2 + 4 * ((d * 7) % 5 - 2) / 2 if d < 28 else -4.0
+    day0 = T0 // DAY
+    h = HeatingEstimator(1000.0)
+    _heating(h, 28, temp, feed=lambda d: h.weather(
+        {0: 22, 1: day0 + d, 2: [int((temp(d + j) + 60) * 2) for j in range(16)],
+         3: [112] * 8}), rng=_Rng(4), level0=1000.0)
+    daily = {0: 22, 1: day0 + 28, 2: [112] * 16, 3: [112] * 8}     # -4 C throughout
+    h.weather(daily)
+    d1, lo1, hi1 = h.tte()
+    h.weather({0: 22, 1: day0 + 28, 2: [112] * 2, 3: [112] * 8})
+    d2, lo2, hi2 = h.tte()
+    assert abs(d2 / d1 - 1) < 1e-3, (d1, d2)
+    assert lo2 < lo1 and hi2 > hi1 and (d2 / lo2 - 1) > 1.2 * (d1 / lo1 - 1), (h.tte(), lo1)
