@@ -54,7 +54,7 @@ print("RESULT", code, boot, *memrun.run(a, int(sys.argv[1])))
 """
 
 
-def run(mp, src, heap, cycles):
+def run(mp, src, heap, cycles, board=None):
     """src: firmware/, protocol/ and memrun (.py or .mpy). They are copied into a fresh
     directory, the board's flash, beside its files (board.json, provision.json, sim.json)
     and the driver, and MicroPython runs there: every path the agent keeps is as short as
@@ -67,7 +67,7 @@ def run(mp, src, heap, cycles):
         mr = Path(src) / "memrun.mpy"
         shutil.copy(mr if mr.exists() else ROOT / "tests/device/memrun.py", flash)
         (flash / "drv.py").write_text(DRIVER)
-        agent_flash(str(flash) + "/", memrun.KEY, str(ROOT / "boards/virtual.json"))
+        agent_flash(str(flash) + "/", memrun.KEY, str(board or ROOT / "boards/virtual.json"))
         env = dict(os.environ, MICROPYPATH=".frozen")
         p = subprocess.run(mp + ["-X", "heapsize=" + heap, "drv.py", str(cycles)],
                            capture_output=True, text=True, env=env, cwd=str(flash), timeout=900)
