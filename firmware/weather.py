@@ -16,13 +16,19 @@
 # carried over), or at boot from a checkpoint of this estimator (it has a 13th entry, the
 # ring below). Then: one more ring of 84 + 34 floats (the buckets' degree days, then the
 # weather and this mode's state) and this code; the plain estimator spends nothing on it
-# but two hooks (_t, _r). Every name here is a qstr in RAM for good, so the module's
-# name is one the downlink needs anyway ("weather") and its class is "Estimator".
+# but two hooks (_t, _r). Every name here is a qstr in RAM for good, and the default boot
+# is 4 names short of the 32-bit build's next qstr pool (~4.6 KB): so the module's name
+# is one the downlink needs anyway ("weather"), its class is "Estimator", and every other
+# name (the base's alias, the ring, methods, arguments) is one the boot already has. The
+# module's own two (its dotted name and its file) are all it adds. That saved 4.7 KB of
+# a heating board's boot (63.2 -> 58.5 KB); it still needs a 72K heap, not 64K: the walk
+# over the days ahead leaves ~12.8 KB of float garbage a cycle, and 70K fails to find 476
+# contiguous bytes for this ring's checkpoint copy (tests/host/test_memory32.py).
 from array import array
 from binascii import a2b_base64
 from math import inf, nan, sqrt
 
-from firmware import estimator as E
+from firmware.estimator import Estimator as _base   # (names: see RAM above)
 from firmware.compat import const
 
 # slots of the estimator's state array (firmware/estimator.py, same names; its underscore
@@ -40,7 +46,7 @@ _BN = const(27)
 _AW = const(28)
 _PW = const(32)
 _NACC = const(22)
-# this estimator's own ring self._bh: the buckets' degree days, then from o = nbuckets:
+# this estimator's own ring self._ring: the buckets' degree days, then from o = nbuckets:
 _WDAY = const(0)       # weather downlink: unix day of its first daily mean,
 _WND = const(1)        # how many daily means, how many weekly normals after them
 _WNN = const(2)
@@ -80,8 +86,8 @@ def estimator(e, st=None):
     if st and len(st) > 12:
         try:
             r = array("f", a2b_base64(st[12]))
-            if len(r) == len(e._bh):
-                e._bh = r
+            if len(r) == len(e._ring):
+                e._ring = r
         except (ValueError, TypeError):
             pass
     return e
@@ -94,31 +100,32 @@ def downlink(a, p):
     e.weather(p)
 
 
-class Estimator(E.Estimator):
+class Estimator(_base):
     """An Estimator that learns usage per heating degree day once the outdoor temperature
     is known over its whole window, and forecasts with the expected weather."""
 
     def __init__(self, capacity, **kw):
-        E.Estimator.__init__(self, capacity, **kw)
+        _base.__init__(self, capacity, **kw)
         o = len(self._bt)
-        w = self._bh = array("f", bytes(4 * (o + _NW)))
+        w = self._ring = array("f", bytes(4 * (o + _NW)))
         w[o + _TOUT] = w[o + _TK] = nan
 
     def state(self):
         # the plain estimator's checkpoint and this ring (store.py writes it as base64);
         # assemble.py restores a plain estimator from it, then estimator() above
-        return E.Estimator.state(self) + [self._bh]
-
-    def temperature(self, celsius):
-        """The outdoor temperature now, from a sensor; None: no longer known."""
-        self._bh[len(self._bt) + _TOUT] = nan if celsius is None or not -90 < celsius < 60 else celsius
+        return _base.state(self) + [self._ring]
 
     def weather(self, p):
         """The weather downlink's payload (protocol/SPEC.md): 1 unix day of 2's first entry,
         2 daily mean temperatures from that day on (today's and earlier days' are the
         temperature when there is no sensor), 3 weekly normals for the weeks after them;
-        temperatures as (C + 60) * 2; at most 16 and 8 (the rest is ignored)."""
-        w, o = self._bh, len(self._bt)
+        temperatures as (C + 60) * 2; at most 16 and 8 (the rest is ignored). Or an
+        outdoor sensor's reading now, in C (a number; None: no longer known): one method
+        for both, since every name is a qstr for good (see RAM above)."""
+        w, o = self._ring, len(self._bt)
+        if not isinstance(p, dict):
+            w[o + _TOUT] = nan if p is None or not -90 < p < 60 else p
+            return
         d, n = p[2][:16], p.get(3, [])[:8]
         w[o + _WDAY] = p[1]
         w[o + _WND] = len(d)
@@ -126,10 +133,10 @@ class Estimator(E.Estimator):
         for i, x in enumerate(d + n):
             w[o + _WX + (i if i < len(d) else 16 + i - len(d))] = x / 2 - 60
 
-    def _expected(self, day):
-        # expected daily mean temperature of unix day `day` (an int), NaN when not known
-        w, o = self._bh, len(self._bt)
-        i = int(day - w[o + _WDAY])
+    def at(self, d):
+        # the expected daily mean temperature on unix day d (an int), NaN when not known
+        w, o = self._ring, len(self._bt)
+        i = int(d - w[o + _WDAY])
         n = int(w[o + _WND])
         if 0 <= i < n:
             return w[o + _WX + i]
@@ -140,12 +147,12 @@ class Estimator(E.Estimator):
 
     def update(self, t, q, quality=10):
         # degree days up to now at the temperature in force, then the plain update
-        s, w, o = self._s, self._bh, len(self._bt)
+        s, w, o = self._s, self._ring, len(self._bt)
         if self._t0 is not None and abs(t) < inf and t - self._t0 >= s[_TNOW]:
             td = (t - self._t0) / 86400
             c = w[o + _TOUT]
             if c != c:
-                c = self._expected(t // 86400)
+                c = self.at(t // 86400)
             if c != c:
                 w[o + _TK] = nan     # a break: degree-day mode waits for a window without one
             else:
@@ -156,27 +163,27 @@ class Estimator(E.Estimator):
                 w[o + _HCUM] += h * dd
                 w[o + _HR] += (h - w[o + _HR]) * min(1, dd / 7)
                 w[o + _TH] = td
-        E.Estimator.update(self, t, q, quality)
+        _base.update(self, t, q, quality)
 
-    def _accept(self, td, q, wt, L, P, R):
-        E.Estimator._accept(self, td, q, wt, L, P, R)
-        w, o = self._bh, len(self._bt)
-        w[o + _AH] += wt * w[o + _HCUM]
+    def _accept(self, td, q, w, L, P, R):
+        _base._accept(self, td, q, w, L, P, R)
+        h, o = self._ring, len(self._bt)
+        h[o + _AH] += w * h[o + _HCUM]
 
     def _shift(self, td, Lp):
-        s, w, o = self._s, self._bh, len(self._bt)
+        s, w, o = self._s, self._ring, len(self._bt)
         if s[_NACC] <= 2:
             w[o + _AH] = 0       # warm-up: the open bucket starts over
         pw = s[_PW]
-        E.Estimator._shift(self, td, Lp)
+        _base._shift(self, td, Lp)
         w[o + _AH] += pw * w[o + _HCUM]
 
     def _close(self):
-        s, w, o = self._s, self._bh, len(self._bt)
+        s, w, o = self._s, self._ring, len(self._bt)
         if s[_AW] > 0:
             w[int(s[_BH])] = w[o + _AH] / s[_AW]
             w[o + _AH] = 0
-        E.Estimator._close(self)
+        _base._close(self)
         # temperature-blind (not in degree-day mode): the heating load follows a season the
         # device cannot see; how far the newest week's rate moved from the window's is the
         # band's measure of it (_r below)
@@ -189,18 +196,18 @@ class Estimator(E.Estimator):
             s[_RATE], s[_RSIG], s[_SDEV], s[_Q] = a
             s[_VALID] = 1
 
-    def _t(self, bt, t_old):
-        # degree-day mode when the temperature was known since the oldest bucket
-        w, o = self._bh, len(self._bt)
+    def _t(self, x, t):
+        # degree-day mode when the temperature was known since the oldest bucket (t)
+        w, o = self._ring, len(self._bt)
         tk = w[o + _TK]
-        on = tk == tk and t_old >= tk
+        on = tk == tk and t >= tk
         w[o + _KF] = 1 if on else 0
-        return w if on else bt
+        return w if on else x
 
     def _fit(self, k=0):
-        s, w, o = self._s, self._bh, len(self._bt)
+        s, w, o = self._s, self._ring, len(self._bt)
         old = w[o + _KF]
-        if not E.Estimator._fit(self, k):
+        if not _base._fit(self, k):
             w[o + _KF] = old       # no new fit: the last one stands
         elif w[o + _KF]:
             # the slope was per degree day (the K-factor): the rate is K x the recent
@@ -211,10 +218,10 @@ class Estimator(E.Estimator):
             # the newest days alone (the change tests, k buckets) leave the K-factor be
             w[o + _KF] = old if k else f
 
-    def _r(self, L, r, sr):
+    def _r(self, L, r, s):
         # degree-day mode: walk the days ahead at K x each one's expected degree days (the
         # weather's, else the last week's), until L is used; the K-factor's relative error
-        s, w, o = self._s, self._bh, len(self._bt)
+        w, o = self._ring, len(self._bt)
         k = w[o + _KF]
         if k <= 0:
             # temperature-blind: the season may move the rate on as it did lately. The
@@ -225,11 +232,11 @@ class Estimator(E.Estimator):
             # error 22.8 % with no shift, 19.1 % with the newest week's rate (DR), 18.5 %
             # with this, 20.0 % with 3/4 of it (trailing 7 days 18.6 %); band 76 %
             u = w[o + _DR] * (1 + L / r / 14)
-            return r + u / 2, sqrt(sr * sr + u * u)
-        t = (self._t0 + s[_TNOW]) / 86400     # unix days
+            return r + u / 2, sqrt(s * s + u * u)
+        t = (self._t0 + self._s[_TNOW]) / 86400     # unix days
         d = used = a = 0
         while d < 730:
-            c = self._expected(int(t + d))
+            c = self.at(int(t + d))
             u = k * (max(0, _HBASE - c) + _HADD if c == c else w[o + _HR])
             f = 1 - (t + d) % 1   # the rest of this day
             if t + d >= w[o + _WDAY] + w[o + _WND] and u > k * _HADD:
@@ -237,7 +244,7 @@ class Estimator(E.Estimator):
             if used + u * f >= L:
                 d += (L - used) / u
                 # the K-factor's error, and the weather's spread around its normals
-                return L / d, L / d * sqrt((sr / r) ** 2 + _WVAR * a * (k / L) ** 2)
+                return L / d, L / d * sqrt((s / r) ** 2 + _WVAR * a * (k / L) ** 2)
             used += u * f
             d += f
-        return r, sr
+        return r, s

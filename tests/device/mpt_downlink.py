@@ -91,14 +91,14 @@ def test_weather_makes_the_estimator_a_degree_day_one():
     w = {0: M.WEATHER, 1: 20000, 2: [116, 110, 104], 3: [100, 96]}   # -2, -5, -8 C; normals -10, -12
     assert dl.handle(down(1, w)) == w and isinstance(r.est, weather.Estimator)
     h = r.est
-    assert h._s is p._s and h._expected(20001) == -5.0 and h._expected(20003 + 7) == -12.0
+    assert h._s is p._s and h.at(20001) == -5.0 and h.at(20003 + 7) == -12.0
     # a temperature beyond 0..255, more than 16 days, a missing day: refused, not applied
     for bad in ({0: M.WEATHER, 1: 20000, 2: [300]}, {0: M.WEATHER, 1: 20000, 2: [100] * 17},
                 {0: M.WEATHER, 2: [100]}, {0: M.WEATHER, 1: 20000, 2: ["a"]}):
         assert dl.handle(down(2, bad)) is None, bad
-    assert dl.refused == 4 and r.est is h and h._expected(20001) == -5.0
+    assert dl.refused == 4 and r.est is h and h.at(20001) == -5.0
     w2 = {0: M.WEATHER, 1: 20001, 2: [120]}
-    assert dl.handle(down(3, w2)) == w2 and r.est is h and h._expected(20001) == 0.0
+    assert dl.handle(down(3, w2)) == w2 and r.est is h and h.at(20001) == 0.0
     assert schema.to_named(w) == ("weather", {"day": 20000, "daily": [116, 110, 104],
                                               "normals": [100, 96]})
     rmtree(d)

@@ -203,7 +203,7 @@ def test_degree_days_learn_k_and_forecast_a_cold_spell():
     lvl = _heating(h, 28, temp, feed=lambda d: h.weather(payload(d)), rng=_Rng(1))
     _heating(p, 28, temp, rng=_Rng(1))
     # K learnt (the slope per degree day): within 5 % of the truth
-    k = h._bh[len(h._bt) + 32]         # weather.py _KF
+    k = h._ring[len(h._bt) + 32]         # weather.py _KF
     assert abs(k / 1.5 - 1) < 0.05, k
     # the truth from day 28: 26 degree days a day from day 30
     left, t = lvl, 0.0
@@ -259,7 +259,7 @@ def test_a_weather_downlink_converts_the_estimator_keeping_its_state():
     # it learns per degree day once the temperature has been known over its window
     _heating(h, 25, temp, feed=lambda d: h.weather({0: 22, 1: T0 // DAY + d, 2: [130] * 16}),
              rng=_Rng(4), i0=20 * 48, level0=h.remaining())
-    assert abs(h._bh[len(h._bt) + 32] / 1.5 - 1) < 0.05       # weather.py _KF: K learnt
+    assert abs(h._ring[len(h._bt) + 32] / 1.5 - 1) < 0.05       # weather.py _KF: K learnt
 
 
 def test_degree_day_slots_match_the_estimators():
@@ -320,3 +320,23 @@ def test_a_forecast_on_normals_has_a_wider_band_than_one_on_daily_means():
     d2, lo2, hi2 = h.tte()
     assert abs(d2 / d1 - 1) < 1e-3, (d1, d2)
     assert lo2 < lo1 and hi2 > hi1 and (d2 / lo2 - 1) > 1.2 * (d1 / lo1 - 1), (h.tte(), lo1)
+
+
+def test_an_outdoor_sensor_reading_goes_in_through_weather():
+    # a number is an outdoor sensor's reading in C (the same method as the downlink's
+    # dict: one name less in RAM); None or a reading outside -90..60 C is "not known"
+    from firmware.weather import Estimator as HeatingEstimator
+    h = HeatingEstimator(1000.0)
+    tout = len(h._bt) + 27                 # weather.py _TOUT
+    h.weather(-5.5)
+    assert h._ring[tout] == -5.5
+    for x in (None, 99.0, -120.0):
+        h.weather(-5.5)
+        h.weather(x)
+        assert h._ring[tout] != h._ring[tout], x      # NaN: no longer known
+    # with the sensor's temperature known from the start, degree-day mode comes by itself
+    for i in range(25 * 48):
+        if i % 48 == 0:
+            h.weather(-2.0)
+        h.update(T0 + i * STEP, 1000.0 - 1.5 * 22 * i / 48)
+    assert abs(h._ring[len(h._bt) + 32] / 1.5 - 1) < 0.05      # weather.py _KF: K learnt
