@@ -235,11 +235,12 @@ class Estimator(_base):
             return r + u / 2, sqrt(s * s + u * u)
         t = (self._t0 + self._s[_TNOW]) / 86400     # unix days
         d = used = a = 0
+        n = w[o + _WDAY] + w[o + _WND] - t    # days until the daily means end
         while d < 730:
             c = self.at(int(t + d))
             u = k * (max(0, _HBASE - c) + _HADD if c == c else w[o + _HR])
             f = 1 - (t + d) % 1   # the rest of this day
-            if t + d >= w[o + _WDAY] + w[o + _WND] and u > k * _HADD:
+            if d >= n and u > k * _HADD:
                 a += f            # a heating day past the daily means: a normal's, at best
             if used + u * f >= L:
                 d += (L - used) / u

@@ -1,7 +1,7 @@
 # runtimes: micropython cpython
 # heapsize: 160K  (64-bit compiling estimator.py, weather.py, assemble.py and this file
-# from source; 120K fails in the checkpoint round trip from /work/fresh-ci19, whose longer
-# paths are kept in every module's strings, and passes from /work/main;
+# from source; 120K failed in the checkpoint round trip from a clone with a longer path,
+# which every module's strings keep, and passed from a shorter one;
 # the agent's 64 KB budget is test_memory32's, on the 32-bit port)
 # The estimator's forecast (firmware/estimator.py): bad input ignored and counted, the v4
 # checkpoint migrated, adaptation to a change of habits, quantised gauges, the learnt band.
@@ -298,7 +298,6 @@ def test_a_blind_heating_band_widens_with_the_season():
         (dh, loh, hih), (dp, lop, hip) = h.tte(), p.tte()
         assert t < dh < dp and not lop <= t <= hip, (t, h.tte(), p.tte())
         assert loh <= t <= hih and loh < lop, (t, h.tte())
-
 
 
 def test_a_forecast_on_normals_has_a_wider_band_than_one_on_daily_means():

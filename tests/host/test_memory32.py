@@ -32,10 +32,16 @@ def mp32():
     return cmd
 
 
-def test_agent_10000_cycles_in_64k_on_32bit(mp32):
+@pytest.fixture(scope="module")
+def mpy():
+    # the .mpy files deploy builds, compiled once for both boards
     with tempfile.TemporaryDirectory() as tmp:
         bench_memory.build_mpy(tmp)
-        r = bench_memory.run(mp32, Path(tmp), HEAP_32, 10000)
+        yield Path(tmp)
+
+
+def test_agent_10000_cycles_in_64k_on_32bit(mp32, mpy):
+    r = bench_memory.run(mp32, mpy, HEAP_32, 10000)
     assert bench_memory.ok(r), r     # no MemoryError in boot or in any of the 10,000 cycles
     code, boot, warm, end, alloc, us, peak = r
     print("32-bit .mpy at %s: boot %d B, growth %d B, at most %d B allocated in a cycle, "
@@ -47,7 +53,7 @@ def test_agent_10000_cycles_in_64k_on_32bit(mp32):
 HEAP_HEATING = "72K"   # measured: a heating fuel's board does not run in 64K (see below)
 
 
-def test_heating_board_10000_cycles_in_72k_on_32bit(mp32, tmp_path):
+def test_heating_board_10000_cycles_in_72k_on_32bit(mp32, mpy, tmp_path):
     # the same board with a heating fuel (consumable "weather": true): firmware/weather.py
     # and its ring are loaded too (its names are ones the boot has, bar its own two, so
     # the qstr pool does not take its next ~4.6 KB step: boot ~58.5 KB). Its forecast
@@ -57,9 +63,7 @@ def test_heating_board_10000_cycles_in_72k_on_32bit(mp32, tmp_path):
     b["consumable"]["weather"] = True
     board = tmp_path / "board.json"
     board.write_text(json.dumps(b))
-    with tempfile.TemporaryDirectory() as tmp:
-        bench_memory.build_mpy(tmp)
-        r = bench_memory.run(mp32, Path(tmp), HEAP_HEATING, 10000, board)
+    r = bench_memory.run(mp32, mpy, HEAP_HEATING, 10000, board)
     assert bench_memory.ok(r), r
     code, boot, warm, end, alloc, us, peak = r
     print("heating board, 32-bit .mpy at %s: boot %d B, growth %d B, at most %d B "
