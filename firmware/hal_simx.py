@@ -177,10 +177,16 @@ def deepsleep(ms=0):
     wake = 4
     if w is not None:
         t_end = w.now() + ms / 1000
-        while w.now() < t_end:
+        while True:
+            # now() polls the control file, so a press can come in on the very call that
+            # finds the time up: it is checked before leaving, or the press (kept in RAM
+            # only) would be lost with the process, where a real pin stays held low
+            up = w.now() >= t_end
             if w.button_pin == hal_sim.pins.get(-1) is not None and w.data[27] > 0:
                 w.data[27] -= 1          # the press that woke it (World slot _PEND)
                 wake = 2
+                break
+            if up:
                 break
             hal_sim.sleep_ms(20 if w.speed else 0)
             if not w.speed:

@@ -70,3 +70,30 @@ def test_sleep_puts_the_sensor_to_sleep_and_arms_the_button():
     assert _Sensor.slept == 1 and hal_sim.pins.get(-1) == 4
     assert hal.reset_cause() == hal.DEEPSLEEP_RESET
     hal_sim._cause = hal.PWRON_RESET
+
+
+def test_a_press_as_the_sleep_ends_still_wakes_it_by_the_button():
+    # the world's clock polls the control file, so a press can arrive on the very call
+    # that finds the sleep over: it must still be the wake (EXT0), not be lost with the
+    # process as the timer's wake (the HIL deep-sleep test timed out on that, once)
+    from firmware import hal_simx
+
+    class _Machine:
+        def deepsleep(self, ms, wake):
+            self.wake = wake
+    w = hal_sim.World({"speed": 0, "ctl": None}, button_pin=4)
+    hal_sim.set_world(w)
+    adv = w.advance
+
+    def advance(s):
+        adv(s)
+        w.press()                   # it came in while the time went by
+    w.advance = advance
+    m, hal_sim._m = hal_sim._m, _Machine()
+    hal_sim.pins[-1] = 4            # the button armed as the wake source
+    try:
+        hal_simx.deepsleep(1000)
+        assert hal_sim._m.wake == 2 and w.data[27] == 0, hal_sim._m.wake   # EXT0, used
+    finally:
+        hal_sim._m = m
+        hal_sim.pins.pop(-1, None)
