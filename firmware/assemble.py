@@ -23,44 +23,62 @@ def capacity(board):
 _STATE_V = const(5)   # firmware/estimator.py's checkpoint layout (mpt_estimator.py checks)
 
 
-def restore(st):
-    """The estimator a checkpoint (Estimator.state() read back) describes. ValueError for
-    another layout (an older firmware's: migrate.py brings v3 and v4 to v5 first). The
-    state array brings the constructor's parameters back too; a shorter one (an older v5)
-    leaves its missing slots at their start, 0. A heating fuel's checkpoint has a 13th
-    entry: firmware/weather.py reads it. Boot-only, so it lives here: freed after boot."""
-    from array import array
+def restore(st, e=None):
+    """The estimator a checkpoint (Estimator.state() read back) describes: e (a fresh one,
+    of either class) filled in when it has the checkpoint's capacity and ring length, else
+    a new one of e's class (the plain one without e). ValueError for another layout (an
+    older firmware's: migrate.py brings v3 and v4 to v5 first). The state array brings the
+    constructor's parameters back too; a shorter one (an older v5) leaves its missing slots
+    at their start. A heating fuel's checkpoint has a 13th entry: firmware/weather.py reads
+    it. st's texts are dropped as they are read (a copy keeps them). Boot-only, so it
+    lives here: freed after boot."""
     from binascii import a2b_base64
-    from firmware.estimator import Estimator
+    from io import BytesIO
     if not st or st[0] != _STATE_V:
         raise ValueError("estimator state version")
-    e = Estimator(st[1], nbuckets=st[2])
+    if e is None:
+        from firmware.estimator import Estimator
+        e = Estimator(st[1], nbuckets=st[2])
+    elif e.capacity != st[1] or len(e._bt) != st[2]:
+        e = type(e)(st[1], nbuckets=st[2])
     e._t0, e.episode, e.rejected, e.consumed = st[3:7]
-    for a, tc, x in zip((e._s, e._bt, e._bq, e._bw, e._bg), "dfffH", st[7:]):
-        for i, y in enumerate(array(tc, a2b_base64(x))):
-            a[i] = y
+    # Each array's bytes straight into it (BytesIO over bytes does not copy them, readinto
+    # allocates nothing), each text dropped once read: decoded through a temporary array,
+    # beside the checkpoint's 2.5 KB of text, the default board did not boot again from its
+    # checkpoint in 68K (tests/host/test_memory32.py)
+    for i, a in enumerate((e._s, e._bt, e._bq, e._bw, e._bg)):
+        BytesIO(a2b_base64(st[7 + i])).readinto(a)
+        st[7 + i] = None
     return e
 
 
-def estimator(state, board):
+def estimator(state, board, e=None):
     """The estimator from its checkpointed state, else (none, damaged or an older format)
-    a new one for the board's consumable. An older layout is migrated first by
+    a new one for the board's consumable. e: a fresh one for this board, built before
+    the checkpoint was read (main.boot(): its rings then take the heap's long free runs,
+    the checkpoint's text goes above them), filled in. An older layout is migrated first by
     firmware/migrate.py, loaded only then. A heating fuel's (firmware/weather.py: its board
-    file says consumable "weather": true, or its checkpoint is one) is loaded only then."""
-    from firmware.estimator import Estimator
-    e = None
+    file says consumable "weather": true, or its checkpoint is one) is loaded only then,
+    and built as one from the start: built plain and converted, a boot would allocate the
+    rings twice, and at 70K the second set found no room (tests/host/test_memory32.py)."""
+    if board.get("consumable", {}).get("weather") or state and len(state) > 12:
+        from firmware.weather import Estimator, estimator as ring
+    else:
+        from firmware.estimator import Estimator
+        ring = None
+    if not isinstance(e, Estimator):
+        e = None
     if state:
         try:
             if state[0] in (3, 4):
                 from firmware import migrate
                 state = migrate.estimator(state)
-            e = restore(state)
+            e = restore(state, e or Estimator(capacity(board)))
         except (ValueError, TypeError, IndexError, KeyError):
-            state = None
+            state = e = None    # (e may be half filled in: a new one)
     e = e or Estimator(capacity(board))
-    if board.get("consumable", {}).get("weather") or state and len(state) > 12:
-        from firmware import weather
-        e = weather.estimator(e, state)
+    if ring:
+        e = ring(e, state)    # its own ring from the checkpoint, when there is one
     return e
 
 

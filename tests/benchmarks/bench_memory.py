@@ -14,8 +14,10 @@ busiest cycle, before its collection: live data plus that cycle's garbage, at th
 run's large heap), the time per cycle (collection included) at that heap and at a
 board-sized one (--time-heap: collection then also runs inside the busy cycles; a larger
 heap costs more per collection), the smallest heap that boots
-and runs all cycles (bisected in 2 KB steps, confirmed over the full run) and whether the
-target, 64K, works.
+and runs all cycles (bisected in 2 KB steps, confirmed over the full run), whether the
+target, 64K, works, and the smallest heap in which the board also boots again from what
+the run left (checkpoint, replay floor, outbox: a power cut or a watchdog reset) and runs
+on.
 
 Two runtimes, side by side: the x86_64 unix port (64-bit: pointers, object headers and GC
 blocks twice an ESP32's) and the ESP32-shaped build of tests/mp32 (MicroPython v1.28.0's unix
@@ -60,6 +62,14 @@ def run(mp, src, heap, cycles, board=None):
     and the driver, and MicroPython runs there: every path the agent keeps is as short as
     on a board and none depends on where the host keeps its temp files (a few bytes more
     of path in each kept string moved where the heap fragments)."""
+    return runs(mp, src, heap, [cycles], board)[0]
+
+
+def runs(mp, src, heap, cycles, board=None):
+    """As run(), booting the same flash once per entry of cycles (a list): each boot after
+    the first is a reboot from what the one before left (checkpoint, outbox, replay
+    floor), as after a power cut or a watchdog reset. A list of results, one per boot; it
+    stops at the first that fails."""
     flash = Path(tempfile.mkdtemp(prefix="benchmem-"))
     try:
         for pkg in ("firmware", "protocol"):
@@ -69,14 +79,18 @@ def run(mp, src, heap, cycles, board=None):
         (flash / "drv.py").write_text(DRIVER)
         agent_flash(str(flash) + "/", memrun.KEY, str(board or ROOT / "boards/virtual.json"))
         env = dict(os.environ, MICROPYPATH=".frozen")
-        p = subprocess.run(mp + ["-X", "heapsize=" + heap, "drv.py", str(cycles)],
-                           capture_output=True, text=True, env=env, cwd=str(flash), timeout=900)
-        if os.environ.get("BENCH_DEBUG"):
-            print(p.stdout[-3000:], p.stderr[-3000:])
-        for line in p.stdout.splitlines():
-            if line.startswith("RESULT"):
-                return [int(x) for x in line.split()[1:]]
-        return (p.stdout + p.stderr).strip().splitlines()[-1:]
+        out = []
+        for n in cycles:
+            p = subprocess.run(mp + ["-X", "heapsize=" + heap, "drv.py", str(n)],
+                               capture_output=True, text=True, env=env, cwd=str(flash), timeout=900)
+            if os.environ.get("BENCH_DEBUG"):
+                print(p.stdout[-3000:], p.stderr[-3000:])
+            r = [[int(x) for x in line.split()[1:]] for line in p.stdout.splitlines()
+                 if line.startswith("RESULT")]
+            out.append(r[0] if r else (p.stdout + p.stderr).strip().splitlines()[-1:])
+            if not r:
+                break
+        return out
     finally:
         shutil.rmtree(flash, ignore_errors=True)
 
@@ -100,13 +114,18 @@ def ok(r):
     return len(r) == 7 and isinstance(r[0], int)
 
 
+def all_ok(rs):
+    return all(ok(r) for r in rs)
+
+
 def smallest_heap(mp, src, cycles, lo=32, hi=256, step=2):  # mp: the command, a list
-    """Bisect the smallest heap (KB, multiple of step) that boots and runs `cycles` cycles."""
-    if not ok(run(mp, src, "%dK" % hi, cycles)):
+    """Bisect the smallest heap (KB, multiple of step) that boots and runs `cycles` cycles
+    (a list: a reboot per entry after the first, see runs())."""
+    if not all_ok(runs(mp, src, "%dK" % hi, cycles)):
         return None
     while hi - lo > step:
         mid = (lo + hi) // 2 // step * step
-        if ok(run(mp, src, "%dK" % mid, cycles)):
+        if all_ok(runs(mp, src, "%dK" % mid, cycles)):
             hi = mid
         else:
             lo = mid
@@ -139,12 +158,17 @@ def main():
                 name = "%s %s" % (kind, rt)
                 names.append(name)
                 r = run(mp, src, a.heap, a.cycles)
-                mn = smallest_heap(mp, src, a.bisect_cycles)
+                mn = smallest_heap(mp, src, [a.bisect_cycles])
                 while mn is not None and mn <= 256 and not ok(run(mp, src, "%dK" % mn, a.cycles)):
                     mn += 2   # confirm over the full run
                 at64 = run(mp, src, "64K", a.cycles)
                 small = run(mp, src, a.time_heap, a.cycles)
-                cols[name] = (r, mn, at64, small)
+                # a reboot from what the run left (checkpoint, replay floor, outbox)
+                boots = [a.bisect_cycles, 1000]
+                mr = smallest_heap(mp, src, boots, lo=(mn or 32) - 2)
+                while mr is not None and mr <= 256 and not all_ok(runs(mp, src, "%dK" % mr, [a.cycles, 2000])):
+                    mr += 2
+                cols[name] = (r, mn, at64, small, mr)
         rows = (("heap before boot (B)", 0), ("heap after boot (B)", 1), ("most allocated in a cycle (B)", 4),
                 ("peak heap, garbage incl. (B)", 6),
                 ("growth over run (B)", None), ("time per cycle at %s (us)" % a.heap, 5))
@@ -167,6 +191,8 @@ def main():
             "%dK" % cols[n][1] if cols[n][1] else ">256K" for n in names]))
         print(fmt % ("%d cycles at 64K (target)" % a.cycles, *[
             "ok" if ok(cols[n][2]) else "fails" for n in names]))
+        print(fmt % ("smallest heap for a reboot", *[
+            "%dK" % cols[n][4] if cols[n][4] else ">256K" for n in names]))
         for n in names:
             if not ok(cols[n][0]):
                 print("%s failed at heap %s: %s" % (n, a.heap, cols[n][0]))

@@ -161,6 +161,34 @@ def test_state_restore_roundtrip():
     assert e.consumed_milli() == f.consumed_milli()
 
 
+def test_restore_fills_a_fresh_one_in_place():
+    # main.boot() builds the estimator before it reads the checkpoint (its rings take the
+    # heap's long free runs), then fills it: the same estimator as one built from the record
+    rng = _Rng(13)
+    e = Estimator(CAP)
+    lvl = _lin(CAP, 6.0)
+    for i in range(300):
+        e.update(T0 + i * STEP, lvl(i) + rng.u(-1, 1))
+    buf = io.StringIO()
+    store.dump(e.state(), buf)
+    text = buf.getvalue()
+    shell = Estimator(CAP)
+    f = assemble.restore(json.loads(text), shell)
+    assert f is shell and f.tte() == e.tte() and f.remaining() == e.remaining()
+    assert f.episode == e.episode and f.consumed_milli() == e.consumed_milli()
+    # a shell of another ring length or capacity: a new one, as the record says
+    for other in (Estimator(CAP, nbuckets=40), Estimator(2 * CAP)):
+        g = assemble.restore(json.loads(text), other)
+        assert g is not other and len(g._bt) == 84 and g.capacity == CAP and g.tte() == e.tte()
+    # a record damaged after its first arrays (bad padding in the third): the fresh
+    # one is not left half filled in, a new one starts
+    st = json.loads(text)
+    st[9] = "A"
+    shell = Estimator(CAP)
+    h = assemble.estimator(st, {}, shell)
+    assert h is not shell and h._t0 is None and h.episode == 0 and h.tte() is None
+
+
 def test_restore_keeps_parameters():
     # the constructor's parameters live in the state array: a restore brings them back
     kw = {"window_s": 10 * DAY, "nbuckets": 40, "confirm": 3, "rate_min": 0.5, "gate": 3}

@@ -227,13 +227,19 @@ def test_heating_estimator_checkpoint_roundtrip():
     day0 = T0 // DAY
     w = lambda d: h.weather({0: 22, 1: day0 + d, 2: [130] * 16})  # noqa: E731
     _heating(h, 25, temp, feed=w, rng=_Rng(2))
-    st = json.loads(_dump(h))
-    g = assemble.estimator(st, {"consumable": {"weather": True}})
+    text = _dump(h)
+    g = assemble.estimator(json.loads(text), {"consumable": {"weather": True}})
     assert isinstance(g, HeatingEstimator) and g.tte() == h.tte()
     # a board file without the flag: the checkpoint (13 entries) says it is a heating fuel's
-    q = assemble.estimator(st, {})
+    q = assemble.estimator(json.loads(text), {})
     assert isinstance(q, HeatingEstimator) and q.tte() == h.tte()
+    # filled into a fresh one built first (main.boot()'s order), whichever class that is
+    f = assemble.estimator(json.loads(text), {}, Estimator(1000.0))
+    assert isinstance(f, HeatingEstimator) and f.tte() == h.tte()
+    e = HeatingEstimator(1000.0)
+    assert assemble.estimator(json.loads(text), {}, e) is e and e.tte() == h.tte()
     # a damaged ring: the estimator is kept, the degree-day ring starts afresh
+    st = json.loads(text)
     st[12] = "not base64!"
     d = assemble.estimator(st, {})
     assert isinstance(d, HeatingEstimator) and d.remaining() == h.remaining()

@@ -50,23 +50,47 @@ def test_agent_10000_cycles_in_64k_on_32bit(mp32, mpy):
     assert boot < 64 * 1024
 
 
-HEAP_HEATING = "72K"   # measured: a heating fuel's board does not run in 64K (see below)
+HEAP_REBOOT = "66K"    # measured: a reboot from the checkpoint does not run in 64K (see below)
 
 
-def test_heating_board_10000_cycles_in_72k_on_32bit(mp32, mpy, tmp_path):
+def test_a_reboot_from_the_checkpoint_boots_and_runs_in_66k_on_32bit(mp32, mpy):
+    # Every power cut, watchdog reset or update boots from what the last run left: the
+    # checkpoint (2.5 KB of base64), the replay floor, the outbox. Before the estimator's
+    # rings were built ahead of the checkpoint's text and filled in place (assemble.restore),
+    # this failed in 66K and in 68K (616 B for the state array) while a first boot ran in
+    # 64K; it still fails in 64K, the heap shredded into 1- and 2-block holes by loading
+    # the code (micropython.mem_info(1): ~12 KB of them), with 10 KB free
+    r = bench_memory.runs(mp32, mpy, HEAP_REBOOT, [10000, 2000, 2000])
+    assert len(r) == 3 and all(bench_memory.ok(x) for x in r), r
+    (_, boot0, *_), (_, boot1, warm1, end1, *_), (_, boot2, *_) = r
+    print("reboots at %s: boot %d B, then %d B and %d B" % (HEAP_REBOOT, boot0, boot1, boot2))
+    assert end1 - warm1 <= 64, r
+    # nothing piles up from one boot to the next (before the harness's bridge kept its
+    # downlink counter over a reboot, its acks were refused as replays and the outbox
+    # filled: a boot of +5 KB)
+    assert boot2 <= boot0 + 256 and boot1 <= boot0 + 256, r
+
+
+HEAP_HEATING = "68K"   # measured: a heating fuel's board does not run in 64K (see below)
+
+
+def test_heating_board_10000_cycles_and_a_reboot_in_68k_on_32bit(mp32, mpy, tmp_path):
     # the same board with a heating fuel (consumable "weather": true): firmware/weather.py
     # and its ring are loaded too (its names are ones the boot has, bar its own two, so
-    # the qstr pool does not take its next ~4.6 KB step: boot ~58.5 KB). Its forecast
-    # walks the days ahead, ~12.8 KB of float garbage a cycle, and 70K fails to find 476
-    # contiguous bytes for the ring's checkpoint copy: this budget is 72K, not 64K
+    # the qstr pool does not take its next ~4.6 KB step: boot ~58.6 KB). 70K failed at
+    # boot (476 B for its ring) while the boot built a plain estimator and converted it,
+    # its rings allocated twice; built as one, 68K runs, 66K fails at boot in the heap's
+    # 1- and 2-block holes: this budget is 68K, not 64K
     b = json.loads((bench_memory.ROOT / "boards/virtual.json").read_text())
     b["consumable"]["weather"] = True
     board = tmp_path / "board.json"
     board.write_text(json.dumps(b))
-    r = bench_memory.run(mp32, mpy, HEAP_HEATING, 10000, board)
-    assert bench_memory.ok(r), r
-    code, boot, warm, end, alloc, us, peak = r
+    r = bench_memory.runs(mp32, mpy, HEAP_HEATING, [10000, 2000], board)
+    assert len(r) == 2 and all(bench_memory.ok(x) for x in r), r
+    code, boot, warm, end, alloc, us, peak = r[0]
     print("heating board, 32-bit .mpy at %s: boot %d B, growth %d B, at most %d B "
-          "allocated in a cycle, peak %d B" % (HEAP_HEATING, boot, end - warm, alloc, peak))
+          "allocated in a cycle, peak %d B; after a reboot: boot %d B" % (
+              HEAP_HEATING, boot, end - warm, alloc, peak, r[1][1]))
     assert end - warm <= 64, (warm, end)
     assert boot < 60 * 1024     # names beyond the boot's would add the qstr pool's next step
+    assert r[1][1] <= boot + 256, r
