@@ -16,7 +16,8 @@ _IDLE_MS = const(50)      # service period between samples (button debounce need
 
 def boot(root="/", transport=None, verbose=True):
     """Build the agent from root's files; transport: the agent's link (default: from
-    provision.json), e.g. the memory benchmark's in-process loopback bridge."""
+    provision.json), e.g. the memory benchmark's in-process loopback bridge. Once per
+    reset: it drops itself from this module when done (its bytecode, ~350 B, freed)."""
     # Order matters in a 64 KB heap. The code first, while the heap is empty: ~40 KB that
     # stays, packed at the bottom. Then what is read from flash (board, provisioning,
     # checkpoint), whose garbage leaves holes only above it.
@@ -41,12 +42,14 @@ def boot(root="/", transport=None, verbose=True):
     # the agent keeps: built before the other parts, while the top of the heap is free.
     # A reboot's checkpoint is read after them (2.5 KB of base64 text, then garbage) and
     # filled in: read first, the default board booted again from it in neither 66K nor 68K
-    # (now 66K: tests/host/test_memory32.py).
+    # (now 64K, with the _drop()s below: tests/host/test_memory32.py).
     from firmware import assemble
     est = assemble.estimator(None, b)
     ck = assemble.checkpoint(root)
     est = assemble.estimator(ck.pop("est", None), b, est)   # its state out of ck: freed now
+    _drop(assemble, "checkpoint", "restore", "estimator")
     a = Agent(b, prov, root, transport=transport, verbose=verbose, est=est, ck=ck, start=False)
+    _drop(assemble, "parts")
     name = b.get("name", "?")
     del est, ck, b, prov
     gc.collect()
@@ -55,9 +58,20 @@ def boot(root="/", transport=None, verbose=True):
     _free("sensors", "assemble")    # boot-only code: the sensor builders, the agent's parts
     gc.collect()
     a.start(name)                   # boot counter and hello
+    # once per reset: this function's bytecode is freed with it (the module stays, for run())
+    globals().pop("boot", None)
+    gc.collect()
     print("[main] %s on %s, consent %d, boot %d, free %d" % (
         a.dev, name, a.policy.consent, a.boot, gc.mem_free()))
     return a
+
+
+def _drop(m, *names):
+    # A boot-only function of module m, once run: its bytecode freed now, not with m
+    # after the boot (runs of free blocks the boot's next objects need, in a heap that
+    # loading the code left in 1- and 2-block holes)
+    for n in names:
+        delattr(m, n)
 
 
 def _free(*names):
