@@ -23,7 +23,7 @@ Two runtimes, side by side: the x86_64 unix port (64-bit: pointers, object heade
 blocks twice an ESP32's) and the ESP32-shaped build of tests/mp32 (MicroPython v1.28.0's unix
 port, -m32 with single-precision floats; built by scripts/setup, skipped with a note if missing).
 
-  python tests/benchmarks/bench_memory.py [--cycles 10000] [--heap 1024K] [--time-heap 128K] [--bisect-cycles 2000] [--no-32]
+  python tests/benchmarks/bench_memory.py [--cycles 10000] [--heap 1024K] [--time-heap 128K] [--bisect-cycles 2000] [--no-32] [--board virtual]
 """
 import argparse
 import json
@@ -118,14 +118,14 @@ def all_ok(rs):
     return all(ok(r) for r in rs)
 
 
-def smallest_heap(mp, src, cycles, lo=32, hi=256, step=2):  # mp: the command, a list
+def smallest_heap(mp, src, cycles, lo=32, hi=256, step=2, board=None):  # mp: a command (list)
     """Bisect the smallest heap (KB, multiple of step) that boots and runs `cycles` cycles
     (a list: a reboot per entry after the first, see runs())."""
-    if not all_ok(runs(mp, src, "%dK" % hi, cycles)):
+    if not all_ok(runs(mp, src, "%dK" % hi, cycles, board)):
         return None
     while hi - lo > step:
         mid = (lo + hi) // 2 // step * step
-        if all_ok(runs(mp, src, "%dK" % mid, cycles)):
+        if all_ok(runs(mp, src, "%dK" % mid, cycles, board)):
             hi = mid
         else:
             lo = mid
@@ -141,6 +141,7 @@ def main():
     ap.add_argument("--bisect-cycles", type=int, default=2000,
                     help="cycles per bisection run (the result is confirmed with --cycles)")
     ap.add_argument("--no-32", action="store_true", help="skip the 32-bit (ESP32-shaped) runtime")
+    ap.add_argument("--board", default="virtual", help="a board file in boards/ (default: virtual)")
     a = ap.parse_args()
     runtimes = [("64-bit", [micropython_bin()])]
     m32 = None if a.no_32 else mp32_cmd()
@@ -148,6 +149,7 @@ def main():
         runtimes.append(("32-bit", m32))
     elif not a.no_32:
         print("(32-bit runtime unavailable: run tests/mp32/setup; 64-bit figures only)")
+    bd = ROOT / "boards" / (a.board + ".json")
     tmp = tempfile.mkdtemp(prefix="mpy-")
     try:
         build_mpy(tmp)
@@ -157,16 +159,16 @@ def main():
             for kind, src in (("py", ROOT), ("mpy", Path(tmp))):
                 name = "%s %s" % (kind, rt)
                 names.append(name)
-                r = run(mp, src, a.heap, a.cycles)
-                mn = smallest_heap(mp, src, [a.bisect_cycles])
-                while mn is not None and mn <= 256 and not ok(run(mp, src, "%dK" % mn, a.cycles)):
+                r = run(mp, src, a.heap, a.cycles, bd)
+                mn = smallest_heap(mp, src, [a.bisect_cycles], board=bd)
+                while mn is not None and mn <= 256 and not ok(run(mp, src, "%dK" % mn, a.cycles, bd)):
                     mn += 2   # confirm over the full run
-                at64 = run(mp, src, "64K", a.cycles)
-                small = run(mp, src, a.time_heap, a.cycles)
+                at64 = run(mp, src, "64K", a.cycles, bd)
+                small = run(mp, src, a.time_heap, a.cycles, bd)
                 # a reboot from what the run left (checkpoint, replay floor, outbox)
                 boots = [a.bisect_cycles, 1000]
-                mr = smallest_heap(mp, src, boots, lo=(mn or 32) - 2)
-                while mr is not None and mr <= 256 and not all_ok(runs(mp, src, "%dK" % mr, [a.cycles, 2000])):
+                mr = smallest_heap(mp, src, boots, lo=(mn or 32) - 2, board=bd)
+                while mr is not None and mr <= 256 and not all_ok(runs(mp, src, "%dK" % mr, [a.cycles, 2000], bd)):
                     mr += 2
                 cols[name] = (r, mn, at64, small, mr)
         rows = (("heap before boot (B)", 0), ("heap after boot (B)", 1), ("most allocated in a cycle (B)", 4),
@@ -196,10 +198,11 @@ def main():
         for n in names:
             if not ok(cols[n][0]):
                 print("%s failed at heap %s: %s" % (n, a.heap, cols[n][0]))
-        print("(bytes of GC heap; 64-bit = the x86_64 unix port, 32-bit = the same port built "
+        print("(board %s; bytes of GC heap; 64-bit = the x86_64 unix port, 32-bit = the same port built "
               "-m32 with float32 (tests/mp32), an ESP32's word size; figures at heap %s, %d cycles; "
               "growth = end - after %d cycles; every cycle is followed by gc.collect(), as in "
-              "firmware/main.py; the smallest working heap is what the agent needs)" % (a.heap, a.cycles, min(1000, a.cycles // 2)))
+              "firmware/main.py; the smallest working heap is what the agent needs)" % (
+                  a.board, a.heap, a.cycles, min(1000, a.cycles // 2)))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
