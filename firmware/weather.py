@@ -21,9 +21,9 @@
 # is one the downlink needs anyway ("weather"), its class is "Estimator", and every other
 # name (the base's alias, the ring, methods, arguments) is one the boot already has. The
 # module's own two (its dotted name and its file) are all it adds. That saved 4.7 KB of
-# a heating board's boot (63.2 -> 58.5 KB); it still needs a 72K heap, not 64K: the walk
-# over the days ahead leaves ~12.8 KB of float garbage a cycle, and 70K fails to find 476
-# contiguous bytes for this ring's checkpoint copy (tests/host/test_memory32.py).
+# a heating board's boot (63.2 -> 58.5 KB); it still needs a 68K heap, not 64K: 66K fails
+# at boot to find 476 contiguous bytes for this ring (tests/host/test_memory32.py), and
+# its walk over the days ahead leaves ~9 KB of float garbage a cycle.
 from array import array
 from binascii import a2b_base64
 from io import BytesIO
