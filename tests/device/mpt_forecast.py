@@ -219,6 +219,20 @@ def test_degree_days_learn_k_and_forecast_a_cold_spell():
     assert abs(th - t) < 0.1 * t and abs(tp - t) > 3 * abs(th - t), (th, tp, t)
 
 
+def test_the_heating_ring_is_sized_for_its_buckets_whatever_their_number():
+    # weather.py makes its ring before the base's (the boot's longest run), sized for the
+    # base's default bucket count, and again when that guess is wrong
+    from firmware.weather import Estimator as HeatingEstimator
+    rings = []
+    for kw in ({}, {"nbuckets": 40}, {"nbuckets": 84}, {"nbuckets": 100}):
+        h = HeatingEstimator(1000.0, **kw)
+        o = len(h._bt)
+        rings.append(len(h._ring) - o)
+        assert h._ring[o + 27] != h._ring[o + 27]     # its outdoor temperature: NaN, unknown
+        assert h._ring[o + 31] != h._ring[o + 31]     # known since: NaN
+    assert rings[0] == rings[1] == rings[2] == rings[3] > 30, rings
+
+
 def test_heating_estimator_checkpoint_roundtrip():
     from firmware import assemble
     from firmware.weather import Estimator as HeatingEstimator

@@ -90,26 +90,27 @@ def test_each_virtual_board_runs_and_reboots_in_its_heap_budget(mp32, mpy, name,
     assert all(x[3] - x[2] <= 64 for x in r), r     # no growth once warm, on every boot
 
 
-HEAP_HEATING = "68K"   # measured: a heating fuel's board does not run in 64K (see below)
+HEAP_HEATING = "66K"   # measured: a heating fuel's board does not run in 64K (see below)
 
 
-def test_heating_board_10000_cycles_and_a_reboot_in_68k_on_32bit(mp32, mpy, tmp_path):
+def test_heating_board_10000_cycles_and_reboots_in_66k_on_32bit(mp32, mpy, tmp_path):
     # the same board with a heating fuel (consumable "weather": true): firmware/weather.py
     # and its ring are loaded too (its names are ones the boot has, bar its own two, so
-    # the qstr pool does not take its next ~4.6 KB step: boot ~58.6 KB). 70K failed at
+    # the qstr pool does not take its next ~4.6 KB step: boot ~58.3 KB). 70K failed at
     # boot (476 B for its ring) while the boot built a plain estimator and converted it,
-    # its rings allocated twice; built as one, 68K runs, 66K fails at boot in the heap's
-    # 1- and 2-block holes: this budget is 68K, not 64K
+    # its rings allocated twice; built as one, 68K ran; with its ring made before the
+    # base's rings, 66K. 64K fails at boot (616 B for the base's state array) in the
+    # heap's 1- and 2-block holes: this budget is 66K, not 64K
     b = json.loads((bench_memory.ROOT / "boards/virtual.json").read_text())
     b["consumable"]["weather"] = True
     board = tmp_path / "board.json"
     board.write_text(json.dumps(b))
-    r = bench_memory.runs(mp32, mpy, HEAP_HEATING, [10000, 2000], board)
-    assert len(r) == 2 and all(bench_memory.ok(x) for x in r), r
+    r = bench_memory.runs(mp32, mpy, HEAP_HEATING, [10000, 2000, 2000], board)
+    assert len(r) == 3 and all(bench_memory.ok(x) for x in r), r
     code, boot, warm, end, alloc, us, peak = r[0]
     print("heating board, 32-bit .mpy at %s: boot %d B, growth %d B, at most %d B "
-          "allocated in a cycle, peak %d B; after a reboot: boot %d B" % (
-              HEAP_HEATING, boot, end - warm, alloc, peak, r[1][1]))
+          "allocated in a cycle, peak %d B; after reboots: boot %d B, %d B" % (
+              HEAP_HEATING, boot, end - warm, alloc, peak, r[1][1], r[2][1]))
     assert end - warm <= 64, (warm, end)
     assert boot < 60 * 1024     # names beyond the boot's would add the qstr pool's next step
-    assert r[1][1] <= boot + 256, r
+    assert r[1][1] <= boot + 256 and r[2][1] <= boot + 256, r
