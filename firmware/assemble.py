@@ -77,7 +77,7 @@ def estimator(state, board, e=None):
         except (ValueError, TypeError, IndexError, KeyError):
             state = e = None    # (e may be half filled in: a new one)
     e = e or Estimator(capacity(board))
-    if ring:
+    if ring is not None:
         e = ring(e, state)    # its own ring from the checkpoint, when there is one
     return e
 
