@@ -67,16 +67,16 @@ def estimator(state, board, e=None):
         from firmware.estimator import Estimator
         ring = None
     if not isinstance(e, Estimator):
-        e = None
+        e = Estimator(capacity(board))
     if state:
         try:
             if state[0] in (3, 4):
                 from firmware import migrate
                 state = migrate.estimator(state)
-            e = restore(state, e or Estimator(capacity(board)))
+            e = restore(state, e)
         except (ValueError, TypeError, IndexError, KeyError):
-            state = e = None    # (e may be half filled in: a new one)
-    e = e or Estimator(capacity(board))
+            state = None
+            e = Estimator(capacity(board))    # (e may be half filled in: a new one)
     if ring is not None:
         e = ring(e, state)    # its own ring from the checkpoint, when there is one
     return e

@@ -118,9 +118,10 @@ def all_ok(rs):
     return all(ok(r) for r in rs)
 
 
-def smallest_heap(mp, src, cycles, lo=32, hi=256, step=2, board=None):  # mp: a command (list)
+def smallest_heap(mp, src, cycles, lo=32, hi=256, step=2, board=None, confirm=None):
     """Bisect the smallest heap (KB, multiple of step) that boots and runs `cycles` cycles
-    (a list: a reboot per entry after the first, see runs())."""
+    (a list: a reboot per entry after the first, see runs()); mp: a command (list).
+    confirm: longer cycles the result must also run, raised a step at a time until it does."""
     if not all_ok(runs(mp, src, "%dK" % hi, cycles, board)):
         return None
     while hi - lo > step:
@@ -129,6 +130,8 @@ def smallest_heap(mp, src, cycles, lo=32, hi=256, step=2, board=None):  # mp: a 
             hi = mid
         else:
             lo = mid
+    while confirm and hi <= 256 and not all_ok(runs(mp, src, "%dK" % hi, confirm, board)):
+        hi += step
     return hi
 
 
@@ -160,16 +163,12 @@ def main():
                 name = "%s %s" % (kind, rt)
                 names.append(name)
                 r = run(mp, src, a.heap, a.cycles, bd)
-                mn = smallest_heap(mp, src, [a.bisect_cycles], board=bd)
-                while mn is not None and mn <= 256 and not ok(run(mp, src, "%dK" % mn, a.cycles, bd)):
-                    mn += 2   # confirm over the full run
+                mn = smallest_heap(mp, src, [a.bisect_cycles], board=bd, confirm=[a.cycles])
                 at64 = run(mp, src, "64K", a.cycles, bd)
                 small = run(mp, src, a.time_heap, a.cycles, bd)
                 # a reboot from what the run left (checkpoint, replay floor, outbox)
-                boots = [a.bisect_cycles, 1000]
-                mr = smallest_heap(mp, src, boots, lo=(mn or 32) - 2, board=bd)
-                while mr is not None and mr <= 256 and not all_ok(runs(mp, src, "%dK" % mr, [a.cycles, 2000], bd)):
-                    mr += 2
+                mr = smallest_heap(mp, src, [a.bisect_cycles, 1000], lo=(mn or 32) - 2, board=bd,
+                                   confirm=[a.cycles, 2000])
                 cols[name] = (r, mn, at64, small, mr)
         rows = (("heap before boot (B)", 0), ("heap after boot (B)", 1), ("most allocated in a cycle (B)", 4),
                 ("peak heap, garbage incl. (B)", 6),
