@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sqlite3
 import sys
 import time
@@ -172,10 +173,20 @@ def main_monitor(argv=None) -> int:
         if a.once:
             console.print(render(*snapshot(a.db, a.registry)))
             return 0
+        # Ctrl-C and SIGTERM only raise a flag that the loop reads between refreshes. A
+        # KeyboardInterrupt raised anywhere could land inside rich's lock (acquired, not yet
+        # in its try), and Live's exit then waits forever for its refresh thread.
+        stop = []
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: stop.append(1))
         with Live(screen(a.db, a.registry), console=console, refresh_per_second=4) as live:
-            while True:
-                time.sleep(a.interval)
-                live.update(screen(a.db, a.registry))
+            due = time.monotonic() + a.interval
+            while not stop:
+                time.sleep(0.05)
+                if time.monotonic() >= due:
+                    live.update(screen(a.db, a.registry))
+                    due = time.monotonic() + a.interval
+        return 0
     except (StoreError, sqlite3.Error) as e:
         print("%s: error: %s" % (prog, e), file=sys.stderr)
         return 2

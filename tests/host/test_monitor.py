@@ -108,3 +108,46 @@ def test_status_file_devices_as_store_devices(tmp_path):
     assert {k: v for k, v in doc.items() if k not in ("updated_at", "devices")} == \
         {k: v for k, v in want.items() if k not in ("updated_at", "devices")}
     b.store.close()
+
+
+def test_live_monitor_quits_on_ctrl_c_whenever_it_lands(tmp_path):
+    """Ctrl-C at any moment of the live view (starting, reading, refreshing) quits it
+    with status 0 at once, while the terminal keeps reading."""
+    import os
+    import pty
+    import random
+    import select
+    import signal
+    import subprocess
+    import sys
+    import time
+    db = tmp_path / "b.sqlite"
+    b = Bridge(db, reg.Registry(make_registry(tmp_path)), [], [], log=lambda *a, **k: None)
+    b.core.handle_chunk(frame(1, HELLO)[1:-1], Replies())
+    b.write_status()
+    b.store.close()
+    rnd = random.Random(7)
+    for _ in range(6):
+        mo, so = pty.openpty()
+        m = subprocess.Popen([sys.executable, "-m", "host_tools.monitor", "--db", str(db), "--interval", "0.01"],
+                             stdin=subprocess.DEVNULL, stdout=so, stderr=so,
+                             env=dict(os.environ, COLUMNS="160", LINES="40"))
+        os.close(so)
+        out, end = b"", time.monotonic() + 20
+        while b"dev1" not in out and time.monotonic() < end:
+            if select.select([mo], [], [], 0.1)[0]:
+                out += os.read(mo, 65536)
+        time.sleep(rnd.random() * 0.3)
+        m.send_signal(signal.SIGINT)
+        end = time.monotonic() + 5
+        while m.poll() is None and time.monotonic() < end:
+            if select.select([mo], [], [], 0.05)[0]:
+                try:
+                    out += os.read(mo, 65536)
+                except OSError:
+                    pass
+        os.close(mo)
+        if m.poll() is None:
+            m.kill()
+        assert m.wait(5) == 0, out[-1500:]
+        assert b"dev1" in out
