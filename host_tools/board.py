@@ -929,14 +929,18 @@ def main_board(argv=None):
     except RuntimeError as e:
         print("consumables board: error: %s" % e, file=sys.stderr)
         return 2
-    stop = threading.Event()
+    # A plain flag, not a threading.Event: the handler runs in the main thread between two
+    # bytecodes, and Event.set() there can wait forever on the lock that the interrupted
+    # Event.wait() holds (the monitor's Ctrl-C hang, host_tools/monitor.py)
+    stop = []
     for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
+        signal.signal(sig, lambda *_: stop.append(1))
     print("virtual board ready: %s" % board.pty_path, flush=True)
     try:
-        while not stop.wait(0.5):
+        while not stop:
             if board._thread is None or not board._thread.is_alive():
                 break
+            time.sleep(0.1)
     finally:
         board.stop()
     return 0
