@@ -29,6 +29,11 @@ def readme_block():
     return cmds
 
 
+def logs(d):
+    # the background programs' last words, for a failure's message
+    return {f.name: f.read_text(errors="replace")[-1500:] for f in sorted(d.glob("*.log"))}
+
+
 def test_readme_parts_on_their_own(tmp_path, request):
     if request.config.getoption("--port"):
         pytest.skip("virtual board only")
@@ -49,8 +54,9 @@ def test_readme_parts_on_their_own(tmp_path, request):
             name = cmd.split()[1]
             background = cmd.endswith("&")
             if background:
-                procs.append(subprocess.Popen(argv(cmd.rstrip("&").strip()), cwd=tmp_path, env=env,
-                                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+                with open(tmp_path / (name + ".log"), "wb") as log:   # shown if a step fails
+                    procs.append(subprocess.Popen(argv(cmd.rstrip("&").strip()), cwd=tmp_path, env=env,
+                                                  stdout=log, stderr=subprocess.STDOUT))
                 if name == "board":
                     end = time.monotonic() + 15
                     while not (tmp_path / "vb").exists() and time.monotonic() < end:
@@ -91,17 +97,17 @@ def test_readme_parts_on_their_own(tmp_path, request):
                             pass
                 m.wait(1)
                 os.close(mo)
-                assert reported.search(out), out[-2000:]
+                assert reported.search(out), (out[-2000:], logs(tmp_path))
                 continue
             if name in ("send", "keys"):
                 r = subprocess.run(argv(cmd), cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
-                assert r.returncode == 0, (cmd, r.stdout, r.stderr)
+                assert r.returncode == 0, (cmd, r.stdout, r.stderr, logs(tmp_path))
                 continue
             if name == "plot":
                 # reports of a simulated day or more first (speed 60000: a day in ~1.5 s)
                 time.sleep(5)
             r = subprocess.run(argv(cmd), cwd=tmp_path, env=env, capture_output=True, text=True, timeout=180)
-            assert r.returncode == 0, (cmd, r.stdout[-2000:], r.stderr[-2000:])
+            assert r.returncode == 0, (cmd, r.stdout[-2000:], r.stderr[-2000:], logs(tmp_path))
         assert (tmp_path / "uplink.jsonl").exists() and "level" in (tmp_path / "uplink.jsonl").read_text()
         png = tmp_path / "toner.png"
         assert png.exists() and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
