@@ -107,32 +107,72 @@ def screen(db, registry=None):
         return Text(str(e))
 
 
+def tail(link: str, n: int) -> str:
+    """A link in at most n characters: its kind and its end, where the port's or the
+    peer's own name is ("serial:.../vb"), not its front."""
+    if len(link) <= n:
+        return link
+    kind = link.split(":", 1)[0] + ":" if ":" in link else ""
+    return kind + "..." + link[len(link) - max(1, n - len(kind) - 3):]
+
+
+class DeviceTable:
+    """The device table, laid out when it is printed, for the terminal's width. A rich
+    table wider than the terminal has every column shortened, the device id among them
+    ("toner-…"); here the link (the longest column, read least) is cut from its front to
+    what is left, and left out on a terminal too narrow for it."""
+
+    def __init__(self, devices: list, now: float):
+        self.devices, self.now = devices, now
+
+    def __rich_console__(self, console, options):
+        w = options.max_width
+        t = self.table(None)
+        room = w - console.measure(t, options=options).maximum - 3
+        if room >= 12:
+            t = self.table(room)
+            over = console.measure(t, options=options).maximum - w
+            if over > 0:
+                t = self.table(room - over)
+        yield t
+
+    def table(self, link_width):
+        t = Table(title="smart-consumables bridge", box=box.SIMPLE_HEAVY, expand=False)
+        cols = [("device", "left"), ("remaining", "right"), ("fill", "right"), ("rate/day", "right"),
+                ("empty in", "right"), ("consent", "left"), ("last seen", "right"), ("queue", "right"),
+                ("cmds", "right")]
+        if link_width:
+            cols.append(("link", "left"))
+        for col, just in cols:
+            t.add_column(col, justify=just, no_wrap=True)
+        now = self.now
+        for d in self.devices:
+            lvl, hello = d.get("level") or {}, d.get("hello") or {}
+            unit = messages.UNITS[hello["unit"]] if isinstance(hello.get("unit"), int) and \
+                hello["unit"] < len(messages.UNITS) else ""
+            fill = lvl.get("fill_pct")
+            style = "red" if fill is not None and fill <= 10 else ("yellow" if fill is not None and fill <= 25 else "")
+            consent = d.get("consent")
+            last = d.get("last_seen")
+            quiet = not last or now - last > SILENT_S
+            row = [shown(d["device"]),
+                   "%s %s" % (lvl["remaining"], unit) if "remaining" in lvl else "-",
+                   Text("%d%%" % fill, style=style) if fill is not None else "-",
+                   str(lvl["rate_per_day"]) if lvl.get("rate_per_day") is not None else "-",
+                   tte_text(lvl),
+                   schema.CONSENT_NAMES[consent] if isinstance(consent, int) and 0 <= consent <= 4 else "?",
+                   Text(("silent, " if quiet else "") + ago(last, now), style="red" if quiet else ""),
+                   str(d.get("queue", 0)),
+                   str(d.get("downlink_pending", 0))]
+            if link_width:
+                row.append(shown(tail(d.get("link") or "-", link_width)))
+            t.add_row(*row)
+        return t
+
+
 def render(devices: list, status: dict | None, now: float | None = None):
     now = now or time.time()
-    t = Table(title="smart-consumables bridge", box=box.SIMPLE_HEAVY, expand=False)
-    for col, just in (("device", "left"), ("remaining", "right"), ("fill", "right"), ("rate/day", "right"),
-                      ("empty in", "right"), ("consent", "left"), ("last seen", "right"), ("queue", "right"),
-                      ("cmds", "right"), ("link", "left")):
-        t.add_column(col, justify=just, no_wrap=True)
-    for d in devices:
-        lvl, hello = d.get("level") or {}, d.get("hello") or {}
-        unit = messages.UNITS[hello["unit"]] if isinstance(hello.get("unit"), int) and \
-            hello["unit"] < len(messages.UNITS) else ""
-        fill = lvl.get("fill_pct")
-        style = "red" if fill is not None and fill <= 10 else ("yellow" if fill is not None and fill <= 25 else "")
-        consent = d.get("consent")
-        last = d.get("last_seen")
-        quiet = not last or now - last > SILENT_S
-        t.add_row(shown(d["device"]),
-                  "%s %s" % (lvl["remaining"], unit) if "remaining" in lvl else "-",
-                  Text("%d%%" % fill, style=style) if fill is not None else "-",
-                  str(lvl["rate_per_day"]) if lvl.get("rate_per_day") is not None else "-",
-                  tte_text(lvl),
-                  schema.CONSENT_NAMES[consent] if isinstance(consent, int) and 0 <= consent <= 4 else "?",
-                  Text(("silent, " if quiet else "") + ago(last, now), style="red" if quiet else ""),
-                  str(d.get("queue", 0)),
-                  str(d.get("downlink_pending", 0)),
-                  shown(d.get("link") or "-"))
+    t = DeviceTable(devices, now)
     if status is None:
         foot = Text("bridge status: no status file (bridge not running?)", style="yellow")
     else:

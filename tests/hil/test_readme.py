@@ -97,7 +97,9 @@ def test_readme_parts_on_their_own(tmp_path, request):
                             pass
                 m.wait(1)
                 os.close(mo)
-                assert reported.search(out), (out[-2000:], logs(tmp_path))
+                (tmp_path / "monitor.out").write_bytes(out)
+                rows = [x for x in out.split(b"\n") if b"toner-01" in x]
+                assert reported.search(out), (rows[-3:], out[-1000:], logs(tmp_path))
                 continue
             if name in ("send", "keys"):
                 r = subprocess.run(argv(cmd), cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)

@@ -151,3 +151,23 @@ def test_live_monitor_quits_on_ctrl_c_whenever_it_lands(tmp_path):
             m.kill()
         assert m.wait(5) == 0, out[-1500:]
         assert b"dev1" in out
+
+
+def test_a_long_link_never_squeezes_the_device_id(tmp_path):
+    # a bridge on a serial port deep in a temp directory (a pytest worker's, a udev
+    # by-path name): the table was wider than the terminal, and rich shortened every
+    # column to fit, the device id to "toner-…", the one column a reader looks for
+    from rich.console import Console
+    from host_tools.monitor import render
+    link = "serial:/tmp/pytest-of-root/pytest-10/popen-gw0/test_readme_parts_on_their_own0/vb"
+    devs = [{"device": "toner-01", "consent": 4, "last_seen": 1e9, "link": link,
+             "level": {"remaining": 480, "fill_pct": 48, "rate_per_day": 20}}]
+    for width in (100, 160):
+        con = Console(width=width, record=True, file=open(tmp_path / "o.txt", "w"))
+        con.print(render(devs, None, now=1e9 + 5))
+        out = con.export_text()
+        row = [x for x in out.splitlines() if "toner" in x]
+        assert row and "toner-01" in row[0] and "full" in row[0] and "48%" in row[0], out
+        if width == 160:                 # the link's end (the port's name) is what is kept
+            assert "serial:..." in row[0] and "/vb" in row[0], out
+        assert max(len(x) for x in out.splitlines()) <= width, out
