@@ -58,8 +58,8 @@ def weather_feed(sc, est, i, rng):
 
 def play(sc, rule, cfg, fam=None):
     """One closed loop of scenario sc under an order rule. Returns (stock-out s, [level
-    at each arrival / capacity], orders, us in update, updates); with fam (a FamScore)
-    also scores the forecast at every sample."""
+    at each arrival / capacity], orders, us in update, updates, times it ran empty); with
+    fam (a FamScore) also scores the forecast at every sample."""
     dd = FAMILIES[sc.family].get("weather")
     est = (Estimator if dd is None else weather.Estimator)(sc.cap)
     wrng = Rng(sc.seed * 77 + 5)
@@ -75,6 +75,7 @@ def play(sc, rule, cfg, fam=None):
     ordered_ep = -1
     ep = used = 0
     out = 0.0
+    empties = 0
     levels = []
     us = 0
     nv = Naive() if fam else None
@@ -147,10 +148,11 @@ def play(sc, rule, cfg, fam=None):
         elif u > L:
             out += dt * (1 - L / u)
             L = 0.0
+            empties += 1
         else:
             L -= u
         used += u
-    return out, levels, k, us, sc.n
+    return out, levels, k, us, sc.n, empties
 
 
 class FamScore:
@@ -161,6 +163,7 @@ class FamScore:
         self.out = [0.0, 0.0, 0.0]       # stock-out seconds per rule
         self.arr = [[], [], []]          # arrival levels per rule
         self.orders = [0, 0, 0]
+        self.empties = [0, 0, 0]         # times the container ran empty, per rule
         self.us = self.updates = 0
 
     def merge(self, o):
@@ -174,6 +177,7 @@ class FamScore:
             self.out[r] += o.out[r]
             self.arr[r] += o.arr[r]
             self.orders[r] += o.orders[r]
+            self.empties[r] += o.empties[r]
         self.us += o.us
         self.updates += o.updates
 
@@ -225,7 +229,8 @@ def main():
             cfg = {"lead_time_h": lead / 3600, "lead_sd_h": sd / 3600, "margin_h": 0,
                    "risk_pm": risk, "sample_s": sc.dt}
             for j, rule in enumerate(RULES):
-                o, lv, k, us, nu = play(sc, rule, cfg, fs if j == 0 else None)
+                o, lv, k, us, nu, ne = play(sc, rule, cfg, fs if j == 0 else None)
+                fs.empties[j] += ne
                 fs.out[j] += o
                 fs.arr[j] += lv
                 fs.orders[j] += k
@@ -242,6 +247,10 @@ def main():
           % (100 * min(covs), 100 * max(covs)))
     print("orders placed: risk %d, today %d, rop15 %d; stock-out hours: risk %.0f, today %.0f, "
           "rop15 %.0f" % tuple(tot.orders + [x / 3600 for x in tot.out]))
+    # a calibrated risk rule runs empty about as often as it asks: ~risk x orders, not 0
+    print("times run empty: risk %d (%.1f %% of its orders, %.1f %% asked), today %d, rop15 %d"
+          % (tot.empties[0], 100 * tot.empties[0] / max(1, tot.orders[0]), risk / 10,
+             tot.empties[1], tot.empties[2]))
     print("time per update on %s: %.0f us" % (impl, tot.us / tot.updates))
 
 
