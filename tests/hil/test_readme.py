@@ -3,7 +3,6 @@ as this interpreter's bin directory): a running board, a bridge that stores its 
 a monitor row and a plot. If README and the tools drift apart, this fails."""
 import os
 import pty
-import select
 import re
 import shlex
 import signal
@@ -13,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+from ptyterm import drain_until_exit, read_until
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -72,29 +72,12 @@ def test_readme_parts_on_their_own(tmp_path, request):
                 m = subprocess.Popen(argv(cmd), cwd=tmp_path, env=dict(env, COLUMNS="160", LINES="40"),
                                      stdin=subprocess.DEVNULL, stdout=so, stderr=so)
                 os.close(so)
-                end = time.monotonic() + 60
-                out = b""
                 # the device's row once it has reported (its consent column filled): a row
                 # from the registry alone says "?", and `send ... consent` then refuses
                 reported = re.compile(rb"toner-01[^\n]*\b(none|order-only|reminders|automatic|full)\b")
-                while time.monotonic() < end and not reported.search(out):
-                    r, _, _ = select.select([mo], [], [], 0.5)
-                    if r:
-                        try:
-                            out += os.read(mo, 65536)
-                        except OSError:
-                            break
+                out = read_until(mo, lambda o: reported.search(o), 60)
                 m.send_signal(signal.SIGINT)
-                # a terminal keeps reading while the program exits: so does the test (a
-                # full pty would block the monitor's last frame, not the monitor's fault)
-                end = time.monotonic() + 10
-                while m.poll() is None and time.monotonic() < end:
-                    r, _, _ = select.select([mo], [], [], 0.1)
-                    if r:
-                        try:
-                            os.read(mo, 65536)
-                        except OSError:
-                            pass
+                drain_until_exit(mo, m, 10)
                 m.wait(1)
                 os.close(mo)
                 (tmp_path / "monitor.out").write_bytes(out)

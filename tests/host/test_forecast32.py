@@ -40,8 +40,14 @@ def test_float32_within_tolerance_of_doubles():
         pytest.skip("ESP32-shaped MicroPython not built: run tests/mp32/setup")
     # both ports at once (one core each): the suite's longest host test, halved
     p64, p32 = _start([str(micropython_bin())]), _start(m32)
-    a, out64 = _result(p64)
-    b, out32 = _result(p32)
+    try:
+        a, out64 = _result(p64)
+        b, out32 = _result(p32)
+    finally:
+        for p in (p64, p32):     # the other one, when one failed
+            if p.poll() is None:
+                p.kill()
+                p.wait()
     print(out64, out32)
     assert abs(a["med"] - b["med"]) <= 1.5, (a, b)
     assert abs(a["band"] - b["band"]) <= 5, (a, b)

@@ -2,6 +2,7 @@
 from host_tools import registry as reg
 from host_tools.bridge import Bridge
 from host_tools.monitor import main_monitor, tte_text
+from ptyterm import drain_until_exit, read_until
 from test_bridge_support import HELLO, Replies, frame, level, make_registry
 
 
@@ -116,7 +117,6 @@ def test_live_monitor_quits_on_ctrl_c_whenever_it_lands(tmp_path):
     import os
     import pty
     import random
-    import select
     import signal
     import subprocess
     import sys
@@ -133,19 +133,10 @@ def test_live_monitor_quits_on_ctrl_c_whenever_it_lands(tmp_path):
                              stdin=subprocess.DEVNULL, stdout=so, stderr=so,
                              env=dict(os.environ, COLUMNS="160", LINES="40"))
         os.close(so)
-        out, end = b"", time.monotonic() + 20
-        while b"dev1" not in out and time.monotonic() < end:
-            if select.select([mo], [], [], 0.1)[0]:
-                out += os.read(mo, 65536)
+        out = read_until(mo, lambda o: b"dev1" in o, 20)
         time.sleep(rnd.random() * 0.3)
         m.send_signal(signal.SIGINT)
-        end = time.monotonic() + 5
-        while m.poll() is None and time.monotonic() < end:
-            if select.select([mo], [], [], 0.05)[0]:
-                try:
-                    out += os.read(mo, 65536)
-                except OSError:
-                    pass
+        out = drain_until_exit(mo, m, 5, out)
         os.close(mo)
         if m.poll() is None:
             m.kill()
