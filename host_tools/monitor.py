@@ -116,33 +116,46 @@ def tail(link: str, n: int) -> str:
     return kind + "..." + link[len(link) - max(1, n - len(kind) - 3):]
 
 
+COLUMNS = (("device", "left"), ("remaining", "right"), ("fill", "right"), ("rate/day", "right"),
+           ("empty in", "right"), ("consent", "left"), ("last seen", "right"), ("queue", "right"),
+           ("cmds", "right"), ("link", "left"))
+SPARE = ("link", "cmds", "queue", "rate/day", "remaining")   # left out first on a narrow terminal
+
+
 class DeviceTable:
     """The device table, laid out when it is printed, for the terminal's width. A rich
     table wider than the terminal has every column shortened, the device id among them
-    ("toner-…"); here the link (the longest column, read least) is cut from its front to
-    what is left, and left out on a terminal too narrow for it."""
+    ("toner-…"). Here the link (the longest column, read least) is cut from its front to
+    what is left; on a terminal too narrow for it, it and then the SPARE columns are left
+    out, in that order, so the device, its fill, forecast, consent and last report stay
+    whole (an 80-column terminal keeps those and "remaining")."""
 
     def __init__(self, devices: list, now: float):
         self.devices, self.now = devices, now
 
     def __rich_console__(self, console, options):
         w = options.max_width
-        t = self.table(None)
-        room = w - console.measure(t, options=options).maximum - 3
-        if room >= 12:
-            t = self.table(room)
-            over = console.measure(t, options=options).maximum - w
-            if over > 0:
-                t = self.table(room - over)
+        wide = options.update_width(1 << 16)   # (a measure at w is clamped to w)
+
+        def width(t):
+            return console.measure(t, options=wide).maximum
+
+        for n in range(1, len(SPARE) + 1):
+            t = self.table(SPARE[:n])
+            if width(t) <= w:
+                break
+        if n == 1:        # everything but the link fits: the link gets what is left
+            room = w - width(t) - 3
+            if room >= 12:
+                t = self.table((), room)
+                over = width(t) - w
+                if over > 0:
+                    t = self.table((), room - over)
         yield t
 
-    def table(self, link_width):
+    def table(self, leave_out=(), link_width=0):
         t = Table(title="smart-consumables bridge", box=box.SIMPLE_HEAVY, expand=False)
-        cols = [("device", "left"), ("remaining", "right"), ("fill", "right"), ("rate/day", "right"),
-                ("empty in", "right"), ("consent", "left"), ("last seen", "right"), ("queue", "right"),
-                ("cmds", "right")]
-        if link_width:
-            cols.append(("link", "left"))
+        cols = [c for c in COLUMNS if c[0] not in leave_out]
         for col, just in cols:
             t.add_column(col, justify=just, no_wrap=True)
         now = self.now
@@ -155,18 +168,18 @@ class DeviceTable:
             consent = d.get("consent")
             last = d.get("last_seen")
             quiet = not last or now - last > SILENT_S
-            row = [shown(d["device"]),
-                   "%s %s" % (lvl["remaining"], unit) if "remaining" in lvl else "-",
-                   Text("%d%%" % fill, style=style) if fill is not None else "-",
-                   str(lvl["rate_per_day"]) if lvl.get("rate_per_day") is not None else "-",
-                   tte_text(lvl),
-                   schema.CONSENT_NAMES[consent] if isinstance(consent, int) and 0 <= consent <= 4 else "?",
-                   Text(("silent, " if quiet else "") + ago(last, now), style="red" if quiet else ""),
-                   str(d.get("queue", 0)),
-                   str(d.get("downlink_pending", 0))]
-            if link_width:
-                row.append(shown(tail(d.get("link") or "-", link_width)))
-            t.add_row(*row)
+            cells = {"device": shown(d["device"]),
+                     "remaining": "%s %s" % (lvl["remaining"], unit) if "remaining" in lvl else "-",
+                     "fill": Text("%d%%" % fill, style=style) if fill is not None else "-",
+                     "rate/day": str(lvl["rate_per_day"]) if lvl.get("rate_per_day") is not None else "-",
+                     "empty in": tte_text(lvl),
+                     "consent": schema.CONSENT_NAMES[consent] if isinstance(consent, int) and 0 <= consent <= 4
+                     else "?",
+                     "last seen": Text(("silent, " if quiet else "") + ago(last, now), style="red" if quiet else ""),
+                     "queue": str(d.get("queue", 0)),
+                     "cmds": str(d.get("downlink_pending", 0)),
+                     "link": shown(tail(d.get("link") or "-", link_width or 1000))}
+            t.add_row(*[cells[c] for c, _ in cols])
         return t
 
 

@@ -153,12 +153,15 @@ def test_a_long_link_never_squeezes_the_device_id(tmp_path):
     link = "serial:/tmp/pytest-of-root/pytest-10/popen-gw0/test_readme_parts_on_their_own0/vb"
     devs = [{"device": "toner-01", "consent": 4, "last_seen": 1e9, "link": link,
              "level": {"remaining": 480, "fill_pct": 48, "rate_per_day": 20}}]
-    for width in (100, 160):
+    for width in (60, 80, 100, 160):
         con = Console(width=width, record=True, file=open(tmp_path / "o.txt", "w"))
         con.print(render(devs, None, now=1e9 + 5))
         out = con.export_text()
         row = [x for x in out.splitlines() if "toner" in x]
         assert row and "toner-01" in row[0] and "full" in row[0] and "48%" in row[0], out
+        assert "5s ago" in row[0], out
+        if width >= 80:
+            assert "480" in row[0], out
         if width == 160:                 # the link's end (the port's name) is what is kept
             assert "serial:..." in row[0] and "/vb" in row[0], out
         assert max(len(x) for x in out.splitlines()) <= width, out
