@@ -7,7 +7,7 @@ import time
 
 
 def read_until(fd, done, timeout, out=b""):
-    """Read fd until done(out) or timeout s; returns what was read (after out)."""
+    """Read fd until done(out) or timeout s; returns out and what was read after it."""
     end = time.monotonic() + timeout
     while not done(out) and time.monotonic() < end:
         if select.select([fd], [], [], 0.1)[0]:
@@ -19,7 +19,7 @@ def read_until(fd, done, timeout, out=b""):
 
 
 def drain_until_exit(fd, proc, timeout, out=b""):
-    """Keep reading fd until proc has exited or timeout s; returns what was read."""
+    """Keep reading fd until proc has exited or timeout s; returns out and what was read."""
     end = time.monotonic() + timeout
     while proc.poll() is None and time.monotonic() < end:
         if select.select([fd], [], [], 0.05)[0]:

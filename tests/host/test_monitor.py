@@ -148,13 +148,14 @@ def test_a_long_link_never_squeezes_the_device_id(tmp_path):
     # a bridge on a serial port deep in a temp directory (a pytest worker's, a udev
     # by-path name): the table was wider than the terminal, and rich shortened every
     # column to fit, the device id to "toner-…", the one column a reader looks for
+    import io
     from rich.console import Console
     from host_tools.monitor import render
     link = "serial:/tmp/pytest-of-root/pytest-10/popen-gw0/test_readme_parts_on_their_own0/vb"
     devs = [{"device": "toner-01", "consent": 4, "last_seen": 1e9, "link": link,
              "level": {"remaining": 480, "fill_pct": 48, "rate_per_day": 20}}]
     for width in (60, 80, 100, 160):
-        con = Console(width=width, record=True, file=open(tmp_path / "o.txt", "w"))
+        con = Console(width=width, record=True, file=io.StringIO())
         con.print(render(devs, None, now=1e9 + 5))
         out = con.export_text()
         row = [x for x in out.splitlines() if "toner" in x]
